@@ -1,0 +1,163 @@
+// hyplora/core/numerics.hpp — every dtype-aware constant and the stable scalar functions.
+//
+// All clamps and thresholds live here, each with the reason it exists (docs/math.md §5).
+// The scalar functions are HYPLORA_HD so the manifold rows, tape ops and CUDA kernels share them.
+#pragma once
+
+#include <cmath>
+#include <limits>
+
+#include "hyplora/core/config.hpp"
+
+namespace hyplora {
+
+/// Per-scalar constants. Specialised for float and double (usable on the device); the primary
+/// template derives them from std::numeric_limits for other scalars (long double, AD scalars
+/// in tests may specialise it).
+template <class T>
+struct numerics {
+  static T eps() { return std::numeric_limits<T>::epsilon(); }
+  static T sinhc_series_below() { return T(1e-4); }
+  static T d1_series_below() { return T(0.4); }
+  static T d2_series_below() { return T(0.04); }
+  static T max_exp_arg() { return T(350); }
+  static T ball_eps() { return T(1e-5); }
+  static T min_norm() { return T(1e-300); }
+  static T acosh_log_above() { return T(1e8); }
+};
+
+template <>
+struct numerics<float> {
+  HYPLORA_HD static constexpr float eps() { return 1.1920929e-07f; }
+  // Below this |t| the Taylor polynomials of sinhc/asinhc/tanhc/artanhc are exact to rounding
+  // (next term t^4/120 < 1e-10) and, unlike sinh(t)/t, differentiate cleanly at 0.
+  HYPLORA_HD static constexpr float sinhc_series_below() { return 1e-2f; }
+  // D1 and D2 (Eq. (5.3), (5.4)) cancel catastrophically for small t; series below these.
+  HYPLORA_HD static constexpr float d1_series_below() { return 0.5f; }
+  HYPLORA_HD static constexpr float d2_series_below() { return 0.25f; }
+  // Largest tangent length (in radii) fed to cosh/sinh: R sinh(44) = 6.4e18·R, whose square
+  // (4e37·K) still fits in float; past it exp/log cannot represent the point (docs §5.3).
+  HYPLORA_HD static constexpr float max_exp_arg() { return 44.0f; }
+  // Poincaré points are kept at |y| <= (1 - ball_eps) R: float cannot resolve the boundary
+  // closer (the same ε as geoopt/hgcn/HypLL use).
+  HYPLORA_HD static constexpr float ball_eps() { return 4e-3f; }
+  // Norms below this are treated as zero when a direction y/|y| is needed.
+  HYPLORA_HD static constexpr float min_norm() { return 1e-30f; }
+  // arcosh(t) = log(t) + log 2 above this (t^2 would lose everything / overflow).
+  HYPLORA_HD static constexpr float acosh_log_above() { return 4096.0f; }
+};
+
+template <>
+struct numerics<double> {
+  HYPLORA_HD static constexpr double eps() { return 2.220446049250313e-16; }
+  HYPLORA_HD static constexpr double sinhc_series_below() { return 1e-4; }
+  HYPLORA_HD static constexpr double d1_series_below() { return 0.4; }
+  HYPLORA_HD static constexpr double d2_series_below() { return 0.04; }
+  // R sinh(350) = 5e151·R: its square still fits in double.
+  HYPLORA_HD static constexpr double max_exp_arg() { return 350.0; }
+  HYPLORA_HD static constexpr double ball_eps() { return 1e-5; }
+  HYPLORA_HD static constexpr double min_norm() { return 1e-300; }
+  HYPLORA_HD static constexpr double acosh_log_above() { return 6.7e7; }
+};
+
+// ---- stable scalar functions (docs/math.md §5) ----------------------------------------------
+// Each uses `using std::f; f(x)` so an AD scalar's own overloads are found by ADL.
+
+/// sinhc(t) = sinh(t)/t, 1 at t = 0. No cancellation; the series only avoids 0/0.
+template <class T>
+HYPLORA_HD_INLINE T sinhc(T t) {
+  using std::abs;
+  using std::sinh;
+  if (abs(t) < numerics<T>::sinhc_series_below()) {
+    const T t2 = t * t;
+    return T(1) + t2 / T(6) * (T(1) + t2 / T(20));
+  }
+  return sinh(t) / t;
+}
+
+/// asinhc(t) = asinh(t)/t, 1 at t = 0.
+template <class T>
+HYPLORA_HD_INLINE T asinhc(T t) {
+  using std::abs;
+  using std::asinh;
+  if (abs(t) < numerics<T>::sinhc_series_below()) {
+    const T t2 = t * t;
+    return T(1) - t2 / T(6) * (T(1) - T(9) * t2 / T(20));
+  }
+  return asinh(t) / t;
+}
+
+/// tanhc(t) = tanh(t)/t, 1 at t = 0.
+template <class T>
+HYPLORA_HD_INLINE T tanhc(T t) {
+  using std::abs;
+  using std::tanh;
+  if (abs(t) < numerics<T>::sinhc_series_below()) {
+    const T t2 = t * t;
+    return T(1) - t2 / T(3) * (T(1) - T(2) * t2 / T(5));
+  }
+  return tanh(t) / t;
+}
+
+/// artanhc(t) = atanh(t)/t for |t| < 1, 1 at t = 0. The caller keeps |t| < 1 (ball projection).
+template <class T>
+HYPLORA_HD_INLINE T artanhc(T t) {
+  using std::abs;
+  using std::atanh;
+  if (abs(t) < numerics<T>::sinhc_series_below()) {
+    const T t2 = t * t;
+    return T(1) + t2 / T(3) * (T(1) + T(3) * t2 / T(5));
+  }
+  return atanh(t) / t;
+}
+
+/// D1(t) = (t cosh t − sinh t)/t³, so d/dt sinhc(t) = t·D1(t). Series where it cancels
+/// (MATH_NOTES §4.4: 1/3 + t²/30 + t⁴/840 + t⁶/45360 + t⁸/3991680 + t¹⁰/518918400).
+template <class T>
+HYPLORA_HD_INLINE T sinhc_d1(T t) {
+  using std::abs;
+  using std::cosh;
+  using std::sinh;
+  if (abs(t) < numerics<T>::d1_series_below()) {
+    const T u = t * t;
+    return T(1) / T(3) +
+           u * (T(1) / T(30) +
+                u * (T(1) / T(840) +
+                     u * (T(1) / T(45360) + u * (T(1) / T(3991680) + u * (T(1) / T(518918400))))));
+  }
+  return (t * cosh(t) - sinh(t)) / (t * t * t);
+}
+
+/// D2(t) = (t/√(1+t²) − asinh t)/t³, so d/dt asinhc(t) = t·D2(t). Series where it cancels
+/// (−1/3 + 3t²/10 − 15t⁴/56 + 35t⁶/144 − 315t⁸/1408).
+template <class T>
+HYPLORA_HD_INLINE T asinhc_d2(T t) {
+  using std::abs;
+  using std::asinh;
+  using std::sqrt;
+  if (abs(t) < numerics<T>::d2_series_below()) {
+    const T u = t * t;
+    return -T(1) / T(3) +
+           u * (T(3) / T(10) + u * (-T(15) / T(56) + u * (T(35) / T(144) + u * (-T(315) / T(1408)))));
+  }
+  return (t / sqrt(T(1) + t * t) - asinh(t)) / (t * t * t);
+}
+
+/// arcosh(1 + e) for e >= 0 without forming 1 + e first (MATH_NOTES §5: the information is in e).
+template <class T>
+HYPLORA_HD_INLINE T acosh1p(T e) {
+  using std::log;
+  using std::log1p;
+  using std::sqrt;
+  if (!(e > T(0))) return T(0);  // e < 0 only from rounding of a quantity that is >= 0
+  if (e > numerics<T>::acosh_log_above()) return log(e + T(1)) + T(0.6931471805599453);
+  return log1p(e + sqrt(e * (T(2) + e)));
+}
+
+/// Clamp a tangent length (in radii) to what cosh/sinh can represent (numerics::max_exp_arg).
+template <class T>
+HYPLORA_HD_INLINE T clamp_exp_arg(T t) {
+  return t > numerics<T>::max_exp_arg() ? numerics<T>::max_exp_arg() : t;
+}
+
+}  // namespace hyplora

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command: bootstrap, configure, build, run every test. Non-zero on any failure.
+#   scripts/test.sh              Release build in build/, warnings as errors
+#   scripts/test.sh --sanitize   ASan + UBSan build in build-asan/
+#   scripts/test.sh --clang      the same with clang++ in build-clang/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=release
+for a in "$@"; do
+  case "$a" in
+    --sanitize) mode=asan ;;
+    --clang) mode=clang ;;
+    *) echo "usage: scripts/test.sh [--sanitize|--clang]" >&2; exit 2 ;;
+  esac
+done
+bash scripts/bootstrap.sh
+jobs=$(nproc)
+case "$mode" in
+  release) dir=build; cfg=(-DCMAKE_BUILD_TYPE=Release) ;;
+  asan) dir=build-asan; cfg=(-DCMAKE_BUILD_TYPE=Debug -DHYPLORA_SANITIZE=address,undefined
+                             -DHYPLORA_ENABLE_CUDA=OFF -DHYPLORA_BUILD_BENCHMARKS=OFF) ;;
+  clang) dir=build-clang; cfg=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++
+                               -DHYPLORA_ENABLE_CUDA=OFF) ;;
+esac
+cmake -S . -B "$dir" -DHYPLORA_WERROR=ON "${cfg[@]}" >/dev/null
+cmake --build "$dir" -j "$jobs"
+ctest --test-dir "$dir" --output-on-failure -j "$jobs"
