@@ -20,3 +20,6 @@
 #endif
 
 // analysis
+#include "hyplora/analysis/delta_hyperbolicity.hpp"
+#include "hyplora/analysis/frequency_norm.hpp"
+#include "hyplora/analysis/power_law.hpp"
