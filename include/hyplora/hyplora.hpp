@@ -16,6 +16,7 @@
 // optim
 
 // io (needs nlohmann-json)
+#include "hyplora/io/wordnet.hpp"  // needs only the standard library
 #if __has_include(<nlohmann/json.hpp>)
 #endif
 
