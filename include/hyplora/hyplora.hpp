@@ -12,12 +12,17 @@
 // autodiff
 
 // nn
+#if __has_include(<nlohmann/json.hpp>)
+#endif
 
 // optim
 
 // io (needs nlohmann-json)
 #include "hyplora/io/wordnet.hpp"  // needs only the standard library
 #if __has_include(<nlohmann/json.hpp>)
+#include "hyplora/io/adapter_file.hpp"
+#include "hyplora/io/atomic_file.hpp"
+#include "hyplora/io/safetensors.hpp"
 #endif
 
 // analysis
