@@ -8,14 +8,33 @@
 #include "hyplora/core/types.hpp"
 
 // manifold
+#include "hyplora/manifold/detail/lorentz_rows.hpp"
+#include "hyplora/manifold/lorentz.hpp"
+#include "hyplora/manifold/poincare_ball.hpp"
+#include "hyplora/manifold/conversions.hpp"
 
 // autodiff
+#include "hyplora/autodiff/ops_elementwise.hpp"
+#include "hyplora/autodiff/ops_matmul.hpp"
+#include "hyplora/autodiff/ops_reduce.hpp"
+#include "hyplora/autodiff/ops_shape.hpp"
+#include "hyplora/autodiff/ops_softmax.hpp"
+#include "hyplora/autodiff/ops_norm.hpp"
+#include "hyplora/autodiff/ops_dropout.hpp"
+#include "hyplora/autodiff/ops_attention.hpp"
 
 // nn
 #if __has_include(<nlohmann/json.hpp>)
 #endif
 
 // optim
+#include "hyplora/optim/adamw.hpp"
+#include "hyplora/optim/clip_grad.hpp"
+#include "hyplora/optim/lr_schedule.hpp"
+#include "hyplora/optim/manifold_parameter.hpp"
+#include "hyplora/optim/riemannian_adam.hpp"
+#include "hyplora/optim/riemannian_sgd.hpp"
+#include "hyplora/optim/sgd.hpp"
 
 // io (needs nlohmann-json)
 #include "hyplora/io/wordnet.hpp"  // needs only the standard library

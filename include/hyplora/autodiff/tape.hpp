@@ -173,8 +173,8 @@ class Tape {
     if (loss.rows() != 1 || loss.cols() != 1)
       throw shape_error("backward(): the loss must be (1, 1), got " + loss.shape().str() +
                         "; pass a seed gradient for non-scalar outputs");
-    Tensor<T> seed(1, 1);
-    seed(0, 0) = T(1);
+    // Fixed-size seed: a dynamic 1×1 would heap-allocate on every backward call.
+    const Eigen::Matrix<T, 1, 1> seed = Eigen::Matrix<T, 1, 1>::Constant(T(1));
     backward(loss, seed);
   }
 
@@ -190,7 +190,13 @@ class Tape {
       n.grad_live = false;
     }
     if (!node(out.id).needs_grad) return;
-    grad_acc(out.id) += seed.template cast<T>();
+    Node<T>& on = node(out.id);
+    if (on.ext_grad) {
+      grad_acc(out.id) += seed.template cast<T>();  // a parameter's slot accumulates
+    } else {
+      on.own_grad = seed.template cast<T>();  // fresh buffer: one copy, no zeroing pass first
+      on.grad_live = true;
+    }
     for (int i = out.id; i >= 0; --i) {
       Node<T>& n = nodes_[static_cast<std::size_t>(i)];
       if (!n.grad_live || !n.backward || !n.needs_grad) continue;

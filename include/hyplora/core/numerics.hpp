@@ -24,6 +24,9 @@ struct numerics {
   static T ball_eps() { return T(1e-5); }
   static T min_norm() { return T(1e-300); }
   static T acosh_log_above() { return T(1e8); }
+  static T check_tol() { return T(1e-8); }
+  static T tanhc_d1_series_below() { return T(0.1); }
+  static T artanhc_d1_series_below() { return T(0.2); }
 };
 
 template <>
@@ -45,6 +48,12 @@ struct numerics<float> {
   HYPLORA_HD static constexpr float min_norm() { return 1e-30f; }
   // arcosh(t) = log(t) + log 2 above this (t^2 would lose everything / overflow).
   HYPLORA_HD static constexpr float acosh_log_above() { return 4096.0f; }
+  // Default relative tolerance of check_point/check_vector and the orthogonality checks:
+  // ~1000 ulp, above what a few float ops leave behind, far below a real misuse.
+  HYPLORA_HD static constexpr float check_tol() { return 1e-4f; }
+  // tanhc'(t)/t and artanhc'(t)/t (Eq. (69), (71)) cancel like D1/D2; series below these.
+  HYPLORA_HD static constexpr float tanhc_d1_series_below() { return 0.4f; }
+  HYPLORA_HD static constexpr float artanhc_d1_series_below() { return 0.5f; }
 };
 
 template <>
@@ -58,6 +67,9 @@ struct numerics<double> {
   HYPLORA_HD static constexpr double ball_eps() { return 1e-5; }
   HYPLORA_HD static constexpr double min_norm() { return 1e-300; }
   HYPLORA_HD static constexpr double acosh_log_above() { return 6.7e7; }
+  HYPLORA_HD static constexpr double check_tol() { return 1e-8; }
+  HYPLORA_HD static constexpr double tanhc_d1_series_below() { return 0.1; }
+  HYPLORA_HD static constexpr double artanhc_d1_series_below() { return 0.2; }
 };
 
 // ---- stable scalar functions (docs/math.md §5) ----------------------------------------------
@@ -141,6 +153,44 @@ HYPLORA_HD_INLINE T asinhc_d2(T t) {
            u * (T(3) / T(10) + u * (-T(15) / T(56) + u * (T(35) / T(144) + u * (-T(315) / T(1408)))));
   }
   return (t / sqrt(T(1) + t * t) - asinh(t)) / (t * t * t);
+}
+
+/// T1(t) = (t sech²t − tanh t)/t³, so d/dt tanhc(t) = t·T1(t) (Eq. (69)). The direct form
+/// cancels for small t; series −2/3 + 8t²/15 − 34t⁴/105 + 496t⁶/2835 − … (radius π/2) below
+/// numerics::tanhc_d1_series_below.
+template <class T>
+HYPLORA_HD_INLINE T tanhc_d1(T t) {
+  using std::abs;
+  using std::cosh;
+  using std::tanh;
+  if (abs(t) < numerics<T>::tanhc_d1_series_below()) {
+    const T u = t * t;
+    return -T(2) / T(3) +
+           u * (T(8) / T(15) +
+                u * (-T(34) / T(105) +
+                     u * (T(496) / T(2835) +
+                          u * (-T(2764) / T(31185) +
+                               u * (T(262128) / T(6081075) +
+                                    u * (-T(13013966) / T(638512875)))))));
+  }
+  const T ch = cosh(t);
+  return (t / (ch * ch) - tanh(t)) / (t * t * t);
+}
+
+/// A1(t) = (t/(1−t²) − atanh t)/t³, so d/dt artanhc(t) = t·A1(t) (Eq. (71)), for |t| < 1.
+/// Series Σ_{k≥1} 2k/(2k+1)·t^{2k−2} (16 terms) below numerics::artanhc_d1_series_below, where
+/// the direct form cancels; 1 − t² is formed as (1−t)(1+t).
+template <class T>
+HYPLORA_HD_INLINE T artanhc_d1(T t) {
+  using std::abs;
+  using std::atanh;
+  if (abs(t) < numerics<T>::artanhc_d1_series_below()) {
+    const T u = t * t;
+    T acc = T(0);
+    for (int k = 16; k >= 1; --k) acc = acc * u + T(2 * k) / T(2 * k + 1);
+    return acc;
+  }
+  return (t / ((T(1) - t) * (T(1) + t)) - atanh(t)) / (t * t * t);
 }
 
 /// arcosh(1 + e) for e >= 0 without forming 1 + e first (MATH_NOTES §5: the information is in e).

@@ -1,0 +1,154 @@
+// poincare_embeddings — WordNet reconstruction (Nickel & Kiela 2017) in the Poincaré ball or
+// the Lorentz model, RSGD or Riemannian Adam. See docs/embeddings.md.
+//   poincare_embeddings [--root mammal.n.01] [--model poincare|lorentz|both]
+//       [--optim rsgd|radam] [--dim 10] [--epochs 50] [--burnin 10] [--lr 0.3] [--neg 50]
+//       [--threads 0] [--seed 0] [--eval-nodes 0] [--eval-every 0] [--max-edges 0]
+//       [--svg mammals.svg] [--wordnet /usr/share/wordnet]
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "eval.hpp"
+#include "svg.hpp"
+#include "trainer.hpp"
+#include "wordnet_graph.hpp"
+
+namespace emb = hyplora::examples::emb;
+using hyplora::Index;
+
+namespace {
+
+struct Args {
+  std::string root = "mammal.n.01", model = "both", optim = "rsgd", svg, wordnet = hyplora::wordnet::Database::default_dir;
+  emb::TrainOptions opt;
+  Index eval_nodes = 0;
+  int eval_every = 0;
+  std::int64_t max_edges = 0;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  a.opt.lr = 0.3;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "--help" || k == "-h") {
+      std::puts("see the header of examples/poincare_embeddings/main.cpp and docs/embeddings.md");
+      std::exit(0);
+    }
+    if (i + 1 >= argc) throw hyplora::value_error("missing value after " + k);
+    const std::string v = argv[++i];
+    if (k == "--root") a.root = v;
+    else if (k == "--model") a.model = v;
+    else if (k == "--optim") a.optim = v;
+    else if (k == "--dim") a.opt.dim = std::stol(v);
+    else if (k == "--epochs") a.opt.epochs = std::stoi(v);
+    else if (k == "--burnin") a.opt.burnin = std::stoi(v);
+    else if (k == "--lr") a.opt.lr = std::stod(v);
+    else if (k == "--neg") a.opt.negatives = std::stoi(v);
+    else if (k == "--threads") a.opt.threads = std::stoi(v);
+    else if (k == "--seed") a.opt.seed = std::stoull(v);
+    else if (k == "--eval-nodes") a.eval_nodes = std::stol(v);
+    else if (k == "--eval-every") a.eval_every = std::stoi(v);
+    else if (k == "--max-edges") a.max_edges = std::stoll(v);
+    else if (k == "--svg") a.svg = v;
+    else if (k == "--wordnet") a.wordnet = v;
+    else throw hyplora::value_error("unknown option " + k);
+  }
+  if (a.optim == "rsgd") a.opt.optimizer = emb::Optimizer::rsgd;
+  else if (a.optim == "radam") a.opt.optimizer = emb::Optimizer::radam;
+  else throw hyplora::value_error("--optim must be rsgd or radam, got " + a.optim);
+  if (a.model != "poincare" && a.model != "lorentz" && a.model != "both")
+    throw hyplora::value_error("--model must be poincare, lorentz or both, got " + a.model);
+  return a;
+}
+
+// Draws a 2-D embedding in the unit disk: every node a dot, closure edges to direct-ish parents
+// faint, labels for nodes with at most two ancestors in the closure (the top levels).
+void draw_disk(const emb::Embedding<double>& e, const emb::Graph& g, const std::string& path) {
+  const double S = 800, C = S / 2, rad = S / 2 - 20, R = std::sqrt(e.K);
+  emb::Svg s(S, S);
+  s.circle(C, C, rad, "none", "#000", 1.5);
+  std::vector<std::size_t> n_anc(static_cast<std::size_t>(g.n), 0);
+  for (const auto& ed : g.edges) ++n_anc[static_cast<std::size_t>(ed.first)];
+  const auto pos = [&](Index i) {
+    const std::vector<double> y = e.ball_point(i);
+    return std::pair<double, double>{C + rad * y[0] / R, C - rad * y[1] / R};
+  };
+  for (Index i = 0; i < g.n; ++i) {
+    const auto p = pos(i);
+    const bool top = n_anc[static_cast<std::size_t>(i)] <= 2;
+    s.circle(p.first, p.second, top ? 3.0 : 1.5, top ? "#d62728" : "#1f77b4", "none", 0);
+  }
+  for (Index i = 0; i < g.n; ++i) {
+    if (n_anc[static_cast<std::size_t>(i)] > 2) continue;
+    const auto p = pos(i);
+    std::string name = g.names.empty() ? std::to_string(i) : g.names[static_cast<std::size_t>(i)];
+    s.text(p.first + 4, p.second - 3, name.substr(0, name.find('.')), 9);
+  }
+  s.save(path);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  Args a = parse(argc, argv);
+  std::fprintf(stderr, "loading WordNet from %s ...\n", a.wordnet.c_str());
+  const hyplora::wordnet::Database db(a.wordnet);
+  std::vector<std::string> exclude;
+  if (a.root == "mammal.n.01") exclude = {"tusker.n.01", "female_mammal.n.01"};  // as N&K
+  const emb::Graph g = emb::wordnet_closure(db, a.root, exclude);
+  std::printf("closure of %s: %lld nodes, %zu edges\n", a.root.c_str(), static_cast<long long>(g.n), g.edges.size());
+  std::vector<emb::node_t> eval_nodes;
+  if (a.eval_nodes > 0 && a.eval_nodes < g.n) {  // a fixed random subset (for the noun closure)
+    std::mt19937_64 rng(12345);
+    std::vector<emb::node_t> all(static_cast<std::size_t>(g.n));
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<emb::node_t>(i);
+    std::shuffle(all.begin(), all.end(), rng);
+    eval_nodes.assign(all.begin(), all.begin() + a.eval_nodes);
+  }
+  std::vector<emb::Model> models;
+  if (a.model != "lorentz") models.push_back(emb::Model::poincare);
+  if (a.model != "poincare") models.push_back(emb::Model::lorentz);
+  std::printf("\n| model    | optim | dim | epochs | MAP    | mean rank | s/epoch | edges/s   |\n"
+              "|----------|-------|-----|--------|--------|-----------|---------|-----------|\n");
+  std::vector<std::string> rows;
+  for (emb::Model m : models) {
+    a.opt.model = m;
+    emb::Embedding<double> e = emb::init_embedding<double>(g.n, a.opt);
+    double secs = 0.0;
+    std::int64_t edges_done = 0;
+    const auto evaluate = [&] {
+      return emb::evaluate_reconstruction(g, [&](emb::node_t x, emb::node_t y) { return e.dist(x, y); }, eval_nodes);
+    };
+    for (int ep = 0; ep < a.opt.epochs; ++ep) {
+      const std::string label = std::string(emb::model_name(m)) + " epoch " + std::to_string(ep + 1);
+      const emb::EpochStats st = emb::train_epoch(e, g, a.opt, ep, a.max_edges, label.c_str());
+      secs += st.seconds;
+      edges_done += static_cast<std::int64_t>(st.edges_per_s * st.seconds + 0.5);
+      if (a.eval_every > 0 && (ep + 1) % a.eval_every == 0) {
+        const emb::Reconstruction r = evaluate();
+        std::fprintf(stderr, "%s epoch %d: loss %.4f, %.2f s, %.0f edges/s, MAP %.4f, mean rank %.2f\n",
+                     emb::model_name(m), ep + 1, st.loss, st.seconds, st.edges_per_s, r.map, r.mean_rank);
+      }
+    }
+    const emb::Reconstruction r = evaluate();
+    char line[256];
+    std::snprintf(line, sizeof line, "| %-8s | %-5s | %3lld | %6d | %.4f | %9.2f | %7.3f | %9.0f |",
+                  emb::model_name(m), emb::optimizer_name(a.opt.optimizer), static_cast<long long>(a.opt.dim),
+                  a.opt.epochs, r.map, r.mean_rank, secs / a.opt.epochs, static_cast<double>(edges_done) / secs);
+    std::printf("%s\n", line);
+    std::fflush(stdout);
+    if (!a.svg.empty() && a.opt.dim == 2) {
+      const std::string path = models.size() > 1 ? std::string(emb::model_name(m)) + "_" + a.svg : a.svg;
+      draw_disk(e, g, path);
+      std::fprintf(stderr, "wrote %s\n", path.c_str());
+    }
+  }
+  return 0;
+} catch (const std::exception& ex) {
+  std::fprintf(stderr, "poincare_embeddings: %s\n", ex.what());
+  return 1;
+}

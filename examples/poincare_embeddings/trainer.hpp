@@ -1,0 +1,326 @@
+// examples/poincare_embeddings/trainer.hpp — Poincaré / Lorentz embeddings of a closure graph
+// (Nickel & Kiela 2017, 2018), trained row by row with the manifold row functions.
+//
+// Loss per directed edge (u, v), with negatives v'_1..v'_k (k = 50, v' ≠ u and not adjacent to u):
+//   L = d(u, v) + log Σ_{w ∈ {v} ∪ negatives} exp(−d(u, w))       (docs/embeddings.md Eq. (E4))
+// Each edge's gradient is applied at once to the rows it touches (sparse per-row updates), RSGD
+// or Riemannian Adam (docs/math.md §7). Edges are spread over OpenMP threads Hogwild-style:
+// threads update shared rows without locks, as in N&K's and most public implementations; with
+// one thread a run is deterministic for a given seed.
+// Burn-in (N&K): the first `burnin` epochs use lr/10 and draw negatives ∝ degree^0.75.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include "graph.hpp"
+#include "progress.hpp"
+#include "hyplora/analysis/detail/rng.hpp"
+#include "hyplora/core/errors.hpp"
+#include "hyplora/core/types.hpp"
+#include "hyplora/manifold/detail/lorentz_dist_vjp.hpp"
+#include "hyplora/manifold/detail/lorentz_rows.hpp"
+#include "hyplora/manifold/conversions.hpp"
+#include "hyplora/manifold/detail/poincare_rows.hpp"
+
+namespace hyplora {
+namespace examples {
+namespace emb {
+
+enum class Model { poincare, lorentz };
+enum class Optimizer { rsgd, radam };
+
+inline const char* model_name(Model m) { return m == Model::poincare ? "poincare" : "lorentz"; }
+inline const char* optimizer_name(Optimizer o) { return o == Optimizer::rsgd ? "rsgd" : "radam"; }
+
+struct TrainOptions {
+  Model model = Model::poincare;
+  Optimizer optimizer = Optimizer::radam;
+  Index dim = 10;             ///< manifold dimension d (Lorentz rows hold d+1 values)
+  double K = 1.0;             ///< curvature −1/K (docs/math.md Eq. (1))
+  double lr = 0.1;
+  int epochs = 50;            ///< including burn-in
+  int burnin = 10;            ///< epochs at lr/burnin_div with degree^0.75 negatives
+  double burnin_div = 10.0;
+  int negatives = 50;
+  double init_scale = 1e-3;   ///< coordinates start uniform in [−s, s] (N&K)
+  double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;
+  std::uint64_t seed = 0;
+  int threads = 0;            ///< 0: OpenMP default
+};
+
+struct EpochStats {
+  int epoch = 0;
+  double loss = 0.0;      ///< mean loss per edge
+  double seconds = 0.0;
+  double edges_per_s = 0.0;
+};
+
+/// The embedding: one point per row. Poincaré: X (N, d); Lorentz: X (N, d+1), time first.
+/// Optimiser state: Adam's first moment M (same shape as X), scalar second moment V (N) and
+/// per-row step counts (rows are updated sparsely, so bias corrections count each row's steps).
+template <class T>
+struct Embedding {
+  Model model = Model::poincare;
+  Index dim = 0;
+  T K = T(1);
+  MatrixR<T> X;
+  MatrixR<T> M;
+  std::vector<T> V;
+  std::vector<std::int64_t> steps;
+
+  Index stride() const { return model == Model::poincare ? dim : dim + 1; }
+  Index size() const { return X.rows(); }
+  T dist(Index i, Index j) const {
+    if (model == Model::poincare) return poincare_rows::dist(X.row(i).data(), X.row(j).data(), dim, K);
+    return lorentz_rows::dist(X.row(i).data(), X.row(j).data(), dim, std::sqrt(K));
+  }
+  /// Row i as a point of the Poincaré ball (d), for plots.
+  std::vector<T> ball_point(Index i) const;
+};
+
+template <class T>
+std::vector<T> Embedding<T>::ball_point(Index i) const {
+  std::vector<T> y(static_cast<std::size_t>(dim));
+  const T* x = X.row(i).data();
+  if (model == Model::poincare) {
+    for (Index c = 0; c < dim; ++c) y[static_cast<std::size_t>(c)] = x[c];
+  } else {
+    conversion_rows::to_poincare(x, y.data(), dim, K);
+  }
+  return y;
+}
+
+/// N points near the origin, uniform in [−init_scale, init_scale]^d (Lorentz: then lifted by π).
+template <class T>
+Embedding<T> init_embedding(Index n, const TrainOptions& opt) {
+  if (opt.dim < 1 || n < 1) throw value_error("init_embedding: dim = " + std::to_string(opt.dim) +
+                                              ", n = " + std::to_string(n));
+  check_curvature(opt.K);
+  Embedding<T> e;
+  e.model = opt.model;
+  e.dim = opt.dim;
+  e.K = static_cast<T>(opt.K);
+  e.X = MatrixR<T>::Zero(n, e.stride());
+  e.M = MatrixR<T>::Zero(n, e.stride());
+  e.V.assign(static_cast<std::size_t>(n), T(0));
+  e.steps.assign(static_cast<std::size_t>(n), 0);
+  std::mt19937_64 rng(analysis::detail::mix_seed(opt.seed, 0xE1));
+  std::uniform_real_distribution<double> U(-opt.init_scale, opt.init_scale);
+  const Index off = opt.model == Model::poincare ? 0 : 1;
+  for (Index i = 0; i < n; ++i) {
+    for (Index c = 0; c < opt.dim; ++c) e.X(i, c + off) = static_cast<T>(U(rng));
+    if (opt.model == Model::lorentz) lorentz_rows::projx(e.X.row(i).data(), e.X.row(i).data(), opt.dim, std::sqrt(e.K));
+  }
+  return e;
+}
+
+namespace detail {
+
+/// Scratch of one thread: candidates, their distances/weights, gradients.
+template <class T>
+struct Scratch {
+  std::vector<node_t> cand;
+  std::vector<T> d, gu, gc, rg, tmp, tmp2;
+};
+
+/// One Riemannian step on row x with Riemannian gradient rg (Eq. (80) / (27) already applied).
+/// RSGD: Poincaré N&K retraction proj(x − lr·rg); Lorentz exp_x(−lr·rg).
+/// Adam: docs/math.md §7 with geoopt's bias corrections and ε; m is transported by PT.
+template <class T>
+void apply_step(Embedding<T>& e, Index row, T* rg, T lr, const TrainOptions& opt, Scratch<T>& s) {
+  const Index n = e.stride();
+  const Index d = e.dim;
+  T* x = e.X.row(row).data();
+  const T R = std::sqrt(e.K);
+  if (opt.optimizer == Optimizer::rsgd) {
+    if (e.model == Model::poincare) {
+      for (Index i = 0; i < n; ++i) x[i] -= lr * rg[i];
+      poincare_rows::projx(x, x, d, e.K);
+    } else {
+      for (Index i = 0; i < n; ++i) rg[i] *= -lr;
+      lorentz_rows::expmap(x, rg, s.tmp.data(), d, R);
+      for (Index i = 0; i < n; ++i) x[i] = s.tmp[static_cast<std::size_t>(i)];
+    }
+    return;
+  }
+  T* m = e.M.row(row).data();
+  const auto r = static_cast<std::size_t>(row);
+  const T b1 = static_cast<T>(opt.beta1), b2 = static_cast<T>(opt.beta2);
+  T g2;
+  if (e.model == Model::poincare) {
+    const T l = poincare_rows::lambda(x, d, e.K);
+    g2 = l * l * poincare_rows::sqnorm(rg, d);
+  } else {
+    g2 = lorentz_rows::inner(rg, rg, d);
+    g2 = g2 > T(0) ? g2 : T(0);
+  }
+  const std::int64_t t = ++e.steps[r];
+  e.V[r] = b2 * e.V[r] + (T(1) - b2) * g2;
+  for (Index i = 0; i < n; ++i) m[i] = b1 * m[i] + (T(1) - b1) * rg[i];
+  const T bc1 = T(1) - std::pow(b1, static_cast<T>(t));
+  const T bc2 = T(1) - std::pow(b2, static_cast<T>(t));
+  const T denom = std::sqrt(e.V[r] / bc2) + static_cast<T>(opt.adam_eps);
+  const T f = -lr / (bc1 * denom);
+  T* u = s.tmp2.data();
+  for (Index i = 0; i < n; ++i) u[i] = f * m[i];
+  T* xn = s.tmp.data();
+  if (e.model == Model::poincare) {
+    poincare_rows::expmap(x, u, xn, d, e.K);
+    poincare_rows::transp(x, xn, m, u, d, e.K);
+  } else {
+    lorentz_rows::expmap(x, u, xn, d, R);
+    lorentz_rows::transp(x, xn, m, u, d, R);
+  }
+  for (Index i = 0; i < n; ++i) {
+    m[i] = u[i];
+    x[i] = xn[i];
+  }
+}
+
+/// Loss and updates of one edge (u, v); returns the loss (Eq. (E4)).
+template <class T, class Sampler>
+T train_edge(Embedding<T>& e, const Graph& g, node_t u, node_t v, T lr, const TrainOptions& opt,
+             Sampler&& sample, Scratch<T>& s) {
+  const Index n = e.stride();
+  const Index d = e.dim;
+  const T R = std::sqrt(e.K);
+  s.cand.clear();
+  s.cand.push_back(v);
+  // Rejection sampling with a bounded number of tries: a node adjacent to almost everything
+  // (the root) simply gets fewer negatives.
+  for (int tries = 0; tries < 4 * opt.negatives && static_cast<int>(s.cand.size()) <= opt.negatives; ++tries) {
+    const node_t w = sample();
+    if (w != u && !g.adjacent(u, w)) s.cand.push_back(w);
+  }
+  const std::size_t k = s.cand.size();
+  s.d.resize(k);
+  T dmin = T(0);
+  for (std::size_t j = 0; j < k; ++j) {
+    s.d[j] = e.dist(u, s.cand[j]);
+    dmin = j == 0 || s.d[j] < dmin ? s.d[j] : dmin;
+  }
+  T Z = T(0);
+  for (std::size_t j = 0; j < k; ++j) {
+    s.d[j] = std::exp(-(s.d[j] - dmin));
+    Z += s.d[j];
+  }
+  const T loss = e.dist(u, v) - dmin + std::log(Z);
+  std::fill(s.gu.begin(), s.gu.end(), T(0));
+  const T* xu = e.X.row(u).data();
+  for (std::size_t j = 0; j < k; ++j) {
+    const T gj = (j == 0 ? T(1) : T(0)) - s.d[j] / Z;  // ∂L/∂d_j
+    const Index c = s.cand[j];
+    T* xc = e.X.row(c).data();
+    if (e.model == Model::poincare) {
+      poincare_rows::dist_backward(xu, xc, d, e.K, gj, s.tmp.data(), s.gc.data());
+      for (Index i = 0; i < n; ++i) s.gu[static_cast<std::size_t>(i)] += s.tmp[static_cast<std::size_t>(i)];
+      poincare_rows::egrad2rgrad(xc, s.gc.data(), s.rg.data(), d, e.K);
+    } else {
+      lorentz_rows::dist_rgrad(xu, xc, d, R, gj, s.tmp.data());
+      for (Index i = 0; i < n; ++i) s.gu[static_cast<std::size_t>(i)] += s.tmp[static_cast<std::size_t>(i)];
+      lorentz_rows::dist_rgrad(xc, xu, d, R, gj, s.rg.data());
+    }
+    apply_step(e, c, s.rg.data(), lr, opt, s);
+  }
+  if (e.model == Model::poincare) {
+    poincare_rows::egrad2rgrad(xu, s.gu.data(), s.rg.data(), d, e.K);
+  } else {
+    for (Index i = 0; i < n; ++i) s.rg[static_cast<std::size_t>(i)] = s.gu[static_cast<std::size_t>(i)];
+  }
+  apply_step(e, u, s.rg.data(), lr, opt, s);
+  return loss;
+}
+
+}  // namespace detail
+
+/// Trains one epoch (0-based `epoch`; burn-in when epoch < opt.burnin) over `max_edges` edges
+/// of a fresh shuffle (all when <= 0). `progress`: label for the stderr bar, or null.
+template <class T>
+EpochStats train_epoch(Embedding<T>& e, const Graph& g, const TrainOptions& opt, int epoch,
+                       std::int64_t max_edges = 0, const char* progress = nullptr) {
+  if (g.n != e.size())
+    throw_shape("train_epoch", "graph nodes", g.n, 1, "embedding", e.X.rows(), e.X.cols());
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool burn = epoch < opt.burnin;
+  const T lr = static_cast<T>(burn ? opt.lr / opt.burnin_div : opt.lr);
+  std::vector<std::int64_t> order(g.edges.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::int64_t>(i);
+  std::mt19937_64 shuf(analysis::detail::mix_seed(opt.seed, 1000 + static_cast<std::uint64_t>(epoch)));
+  for (std::size_t i = order.size(); i > 1; --i)
+    std::swap(order[i - 1], order[analysis::detail::uniform_below(shuf, i)]);
+  const std::int64_t n_edges = max_edges > 0 && max_edges < static_cast<std::int64_t>(order.size())
+                                   ? max_edges : static_cast<std::int64_t>(order.size());
+  // Burn-in negatives ∝ degree^0.75 (N&K's unigram-style sampler), by inverse CDF.
+  std::vector<double> cdf;
+  if (burn) {
+    cdf.resize(static_cast<std::size_t>(g.n));
+    double acc = 0.0;
+    for (node_t u = 0; u < g.n; ++u) cdf[static_cast<std::size_t>(u)] = acc += std::pow(static_cast<double>(g.degree(u)), 0.75);
+  }
+  double loss_sum = 0.0;
+  std::int64_t done = 0;
+#if defined(_OPENMP)
+  const int nthreads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+#pragma omp parallel num_threads(nthreads) reduction(+ : loss_sum)
+#endif
+  {
+    int tid = 0;
+#if defined(_OPENMP)
+    tid = omp_get_thread_num();
+#endif
+    std::mt19937_64 rng(analysis::detail::mix_seed(opt.seed, (static_cast<std::uint64_t>(epoch) << 16) + static_cast<std::uint64_t>(tid)));
+    detail::Scratch<T> s;
+    const auto w = static_cast<std::size_t>(e.stride());
+    s.gu.resize(w);
+    s.gc.resize(w);
+    s.rg.resize(w);
+    s.tmp.resize(w);
+    s.tmp2.resize(w);
+    const auto un = static_cast<std::uint64_t>(g.n);
+    auto sample = [&]() -> node_t {
+      if (!burn) return static_cast<node_t>(analysis::detail::uniform_below(rng, un));
+      const double r = std::uniform_real_distribution<double>(0.0, cdf.back())(rng);
+      const auto it = std::upper_bound(cdf.begin(), cdf.end(), r);
+      return static_cast<node_t>(std::min<std::ptrdiff_t>(it - cdf.begin(), g.n - 1));
+    };
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+    for (std::int64_t i = 0; i < n_edges; ++i) {
+      const auto& ed = g.edges[static_cast<std::size_t>(order[static_cast<std::size_t>(i)])];
+      loss_sum += static_cast<double>(detail::train_edge(e, g, ed.first, ed.second, lr, opt, sample, s));
+      if (progress && tid == 0 && (i & 4095) == 0) {
+#if defined(_OPENMP)
+        draw_progress(progress, i * omp_get_num_threads(), n_edges);
+#else
+        draw_progress(progress, i, n_edges);
+#endif
+      }
+    }
+  }
+  done = n_edges;
+  if (progress) draw_progress(progress, done, n_edges);
+  EpochStats st;
+  st.epoch = epoch;
+  st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  st.loss = loss_sum / static_cast<double>(n_edges > 0 ? n_edges : 1);
+  st.edges_per_s = static_cast<double>(n_edges) / (st.seconds > 0 ? st.seconds : 1e-9);
+  return st;
+}
+
+}  // namespace emb
+}  // namespace examples
+}  // namespace hyplora

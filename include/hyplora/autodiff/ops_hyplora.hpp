@@ -1,0 +1,185 @@
+// hyplora/autodiff/ops_hyplora.hpp — the fused HypLoRA node (exact variant, docs/math.md §6):
+//
+//   z = x·W0ᵀ + b + γ·σ_out·f_R⁻¹( B·A·f_R(x_a/σ) ),   f_R(v) = sinhc(|v|/R)·v,
+//                                                       f_R⁻¹(y) = asinhc(|y|/R)·y,
+//
+// which is the paper's log_o(LLR(BA, exp_o(x))) with the correct time component (Eq. (152)).
+//
+// Cost is LoRA's plus O(N·(D + R²)): per token the forward needs |x| (one pass over x) and
+// |y| = |B a|, which is read off the quadratic form aᵀ(BᵀB)a (R×R) instead of forming y, so
+// the two skinny GEMMs are the same as LoRA's and y is never stored. The backward
+// (Eq. (160)–(166)) is LoRA's four skinny GEMMs plus R×R work and one pass over x; it saves
+// a = A·f_R(x_a/σ) (N, R), W_a = γσ_out·c2·a (N, R) and four scalars per token.
+#pragma once
+
+#include <cmath>
+
+#include "hyplora/autodiff/detail/linear_base.hpp"
+#include "hyplora/autodiff/tape.hpp"
+#include "hyplora/core/numerics.hpp"
+#include "hyplora/manifold/detail/lorentz_rows.hpp"
+
+namespace hyplora::ad {
+
+/// Options of the exact HypLoRA node.
+struct HypLoRANodeOptions {
+  double gamma = 1.0;          // α/r (or α/√r for rsLoRA)
+  bool scale_out_by_sigma = false;  // σ_out = σ (reduces to LoRA as |x| → 0) or 1 (official scaling)
+};
+
+namespace detail {
+
+enum HypLoRASaved { kA = 0, kWa = 1, kScalars = 2, kM = 3, kGa = 4, kS = 5 };
+enum HypLoRAScalar { kRho = 0, kC = 1, kTau = 2, kC2 = 3 };
+
+// parents: x, W0, x_a, A, B, R, σ [, bias]; ints: {bias id}; attrs: {γ, σ_out flag}.
+template <class T>
+void hyplora_backward(Tape<T>& t, int id) {
+  auto& n = t.node(id);
+  const int x = n.parents[0], W0 = n.parents[1], xa = n.parents[2], A = n.parents[3], B = n.parents[4],
+            Rid = n.parents[5], Sid = n.parents[6];
+  const T gamma = static_cast<T>(n.attrs[0]);
+  const bool sig_out = n.attrs[1] != 0.0;
+  linear_base_backward(t, id, x, W0, static_cast<int>(n.ints[0]));
+
+  const bool needA = t.needs_grad(A), needB = t.needs_grad(B), needX = t.needs_grad(xa),
+             needR = t.needs_grad(Rid), needS = t.needs_grad(Sid);
+  if (!(needA || needB || needX || needR || needS)) return;
+
+  auto G = t.grad_acc(id);                       // (N, D_out)
+  const Tensor<T>& a = n.saved[kA];              // (N, R)
+  const Tensor<T>& Wa = n.saved[kWa];            // (N, R) = γσ_out·c2·a
+  const Tensor<T>& sc = n.saved[kScalars];       // (N, 4)
+  const Tensor<T>& M = n.saved[kM];              // (R, R) = BᵀB
+  Tensor<T>& Ga = n.saved[kGa];                  // (N, R) scratch: P, then c1·g_a
+  Tensor<T>& S = n.saved[kS];                    // (R, R) Σ (D2/K)·s_y·a aᵀ
+  const auto Xa = t.value(xa);
+  const auto Bv = t.value(B);
+  const T R = t.value(Rid)(0, 0), sigma = t.value(Sid)(0, 0), K = R * R;
+  const T so = sig_out ? sigma : T(1);
+  const Index N = a.rows(), r = a.cols();
+
+  // ∂B, first term: γσ_out·Gᵀ·(c2 ⊙ a) = Gᵀ·W_a  (Eq. (163)).
+  if (needB) t.grad_acc(B).noalias() += G.transpose() * Wa;
+
+  // P = G·B (N, R); then per token (Eq. (161)–(162)):
+  //   s_y = γσ_out·(a·P),  g_a = γσ_out·c2·P + (D2(τ)/K)·s_y·(M a),  s_x = (a·g_a)/c1.
+  Ga.resize(N, r);
+  Ga.noalias() = G * Bv;
+  S.setZero(r, r);
+  T dR = T(0), dS = T(0);
+  const T gso = gamma * so;
+  TensorView<T> gX = needX ? t.grad_acc(xa) : TensorView<T>(nullptr, 0, 0);
+  for (Index i = 0; i < N; ++i) {
+    T* gi = Ga.data() + i * r;
+    const T* ai = a.data() + i * r;
+    const T rho = sc(i, kRho), c = sc(i, kC), tau = sc(i, kTau), c2 = sc(i, kC2);
+    const T c1 = c / sigma;
+    const T s_y = gso * lorentz_rows::dot(ai, gi, r);
+    const T D2 = asinhc_d2(tau);
+    const T wy = D2 / K * s_y;
+    for (Index j = 0; j < r; ++j) {
+      T Ma = T(0);
+      for (Index k = 0; k < r; ++k) Ma += M(j, k) * ai[k];
+      gi[j] = gso * c2 * gi[j] + wy * Ma;
+    }
+    if (needB)
+      for (Index j = 0; j < r; ++j)
+        for (Index k = 0; k < r; ++k) S(j, k) += wy * ai[j] * ai[k];
+    const T s_x = lorentz_rows::dot(ai, gi, r) / c1;
+    // Dc = c′(ρ)/ρ of the exp-map coefficient: D1(ρ), or −c/ρ² where ρ is clamped (Eq. (19)).
+    const T Dc = (rho > clamp_exp_arg(rho)) ? -c / (rho * rho) : sinhc_d1(rho);
+    if (needR) dR += -rho * rho * Dc / (sigma * R) * s_x - tau * tau * D2 / R * s_y;
+    // σ enters through c1 (Eq. (167)) and, when σ_out = σ, through the output scale.
+    if (needS) dS += -(Dc * rho * rho + c) / (sigma * sigma) * s_x + (sig_out ? c2 * s_y / sigma : T(0));
+    // Radial part of ∂x (Eq. (165)): (Dc/(σ³K))·s_x·x_a; the tangential part is c1·Aᵀg_a below.
+    if (needX) gX.row(i) += (Dc / (sigma * sigma * sigma * K) * s_x) * Xa.row(i);
+    for (Index j = 0; j < r; ++j) gi[j] *= c1;  // Ga = c1 ⊙ g_a
+  }
+  if (needB) t.grad_acc(B).noalias() += Bv * S;                  // Eq. (163), second term
+  if (needA) t.grad_acc(A).noalias() += Ga.transpose() * Xa;     // Eq. (164)
+  if (needX) t.grad_acc(xa).noalias() += Ga * t.value(A);        // Eq. (165), tangential part
+  if (needR) t.grad_acc(Rid)(0, 0) += dR;                        // Eq. (166)
+  if (needS) t.grad_acc(Sid)(0, 0) += dS;                        // Eq. (167)
+}
+
+}  // namespace detail
+
+/// The exact HypLoRA linear node (docs/math.md Eq. (152)):
+///   z = x·W0ᵀ (+ b) + γ·σ_out·f_R⁻¹( f_R(x_a/σ)·Aᵀ·Bᵀ ),   row-wise.
+///   x, x_a: (N, D_in)  W0: (D_out, D_in)  A: (R, D_in)  B: (D_out, R)  R, σ: (1, 1)  b: (1, D_out)
+/// R = √K is a tape value so a learnable curvature (K = softplus(θ) + ε) composes from
+/// primitive ops; σ is the feature scale (1 for the plain layer). σ_out = σ when
+/// `scale_out_by_sigma`, else 1.
+template <class T>
+Var<T> hyplora_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T> R, Var<T> sigma,
+                      HypLoRANodeOptions opt = {}, Var<T> bias = Var<T>{}) {
+  using namespace detail;
+  Tape<T>& t = *x.tape;
+  const int b = bias.valid() ? bias.id : -1;
+  check_linear_shapes("hyplora_linear", x, W0, b);
+  if (x_a.rows() != x.rows() || x_a.cols() != x.cols()) throw_shape("hyplora_linear", "x", x.rows(), x.cols(), "x_a", x_a.rows(), x_a.cols());
+  if (A.cols() != x.cols()) throw_shape("hyplora_linear", "x", x.rows(), x.cols(), "A", A.rows(), A.cols());
+  if (B.rows() != W0.rows() || B.cols() != A.rows()) throw_shape("hyplora_linear", "A", A.rows(), A.cols(), "B", B.rows(), B.cols());
+  if (R.rows() != 1 || R.cols() != 1) throw shape_error("hyplora_linear: R must be (1, 1), got " + R.shape().str());
+  if (sigma.rows() != 1 || sigma.cols() != 1) throw shape_error("hyplora_linear: sigma must be (1, 1), got " + sigma.shape().str());
+  const T Rv = R.value()(0, 0), sv = sigma.value()(0, 0);
+  check_curvature(Rv * Rv);
+  if (!(sv > T(0)) || !std::isfinite(static_cast<double>(sv)))
+    throw value_error("hyplora_linear: feature scale sigma must be finite and > 0, got " + std::to_string(static_cast<double>(sv)));
+
+  const int id = t.push("hyplora_linear", x.rows(), W0.rows(), &hyplora_backward<T>,
+                        {x.id, W0.id, x_a.id, A.id, B.id, R.id, sigma.id});
+  if (b >= 0) t.add_parent(id, b);
+  auto& n = t.node(id);
+  n.ints.assign(1, b);
+  n.attrs[0] = opt.gamma;
+  n.attrs[1] = opt.scale_out_by_sigma ? 1.0 : 0.0;
+  n.saved.resize(6);
+  const Index N = x.rows(), r = A.rows();
+  const T gso = static_cast<T>(opt.gamma) * (opt.scale_out_by_sigma ? sv : T(1));
+
+  linear_base_forward(t, id, x.id, W0.id, b);
+  Tensor<T>& a = n.saved[kA];
+  Tensor<T>& Wa = n.saved[kWa];
+  Tensor<T>& sc = n.saved[kScalars];
+  Tensor<T>& M = n.saved[kM];
+  a.resize(N, r);
+  Wa.resize(N, r);
+  sc.resize(N, 4);
+  M.resize(r, r);
+  const auto Xa = t.value(x_a.id);
+  const auto Bv = t.value(B.id);
+  a.noalias() = Xa * t.value(A.id).transpose();  // U = x_a·Aᵀ; scaled to a = c1·U below
+  M.noalias() = Bv.transpose() * Bv;             // |B a|² = aᵀ M a  (Eq. (158))
+  for (Index i = 0; i < N; ++i) {
+    T* ai = a.data() + i * r;
+    // f_R(x/σ) = c1·x with c1 = c(ρ)/σ, ρ = |x|/(σR): the radius-σR exp coefficient (Eq. (156)).
+    T ch, c;
+    const T rho = std::sqrt(lorentz_rows::dot(Xa.data() + i * Xa.cols(), Xa.data() + i * Xa.cols(), Xa.cols())) / (sv * Rv);
+    if (!std::isfinite(static_cast<double>(rho)))
+      throw value_error("hyplora_linear: input row " + std::to_string(i) + " is not finite (or its norm overflows)");
+    lorentz_rows::exp_coeffs(rho, ch, c);
+    const T c1 = c / sv;
+    double q2 = 0.0;  // in double: aᵀMa can lose digits when a is near B's null space
+    for (Index j = 0; j < r; ++j) {
+      ai[j] *= c1;
+    }
+    for (Index j = 0; j < r; ++j) {
+      double row = 0.0;
+      for (Index k = 0; k < r; ++k) row += static_cast<double>(M(j, k)) * static_cast<double>(ai[k]);
+      q2 += row * static_cast<double>(ai[j]);
+    }
+    const T tau = static_cast<T>(std::sqrt(q2 > 0.0 ? q2 : 0.0)) / Rv;
+    const T c2 = asinhc(tau);  // f_R⁻¹ coefficient (Eq. (157))
+    sc(i, kRho) = rho;
+    sc(i, kC) = c;
+    sc(i, kTau) = tau;
+    sc(i, kC2) = c2;
+    for (Index j = 0; j < r; ++j) Wa(i, j) = gso * c2 * ai[j];
+  }
+  t.value(id).noalias() += Wa * Bv.transpose();
+  return Var<T>{&t, id};
+}
+
+}  // namespace hyplora::ad

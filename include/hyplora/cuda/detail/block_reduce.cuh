@@ -1,0 +1,105 @@
+// hyplora/cuda/detail/block_reduce.cuh — block-wide sum/max and the launch shapes the kernels use.
+//
+// Row kernels run one block of kRowThreads threads per row (per token); each thread strides
+// over the row, then block_sum/block_max combine the partials. The reduction order depends only
+// on blockDim, so results are deterministic run to run.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+
+namespace hyplora::cuda::detail {
+
+/// Threads per row block (a multiple of 32: block_sum needs whole warps).
+inline constexpr int kRowThreads = 256;
+/// Threads per block of the flat elementwise kernels.
+inline constexpr int kFlatThreads = 256;
+
+/// Accumulation type: per-row scalars and reductions run in float for half storage, in the
+/// storage type otherwise.
+template <class T>
+struct acc {
+  using type = T;
+};
+template <>
+struct acc<__half> {
+  using type = float;
+};
+template <class T>
+using acc_t = typename acc<T>::type;
+
+/// Blocks for n elements with kFlatThreads threads each, a grid-stride loop covering the rest.
+inline unsigned flat_blocks(std::int64_t n) {
+  const std::int64_t b = (n + kFlatThreads - 1) / kFlatThreads;
+  return static_cast<unsigned>(b < 65535 * 16 ? b : 65535 * 16);
+}
+
+/// −∞ in A (HUGE_VAL, not numeric_limits, so no relaxed-constexpr flag is needed).
+template <class A>
+__device__ __forceinline__ A neg_inf() {
+  return static_cast<A>(-HUGE_VAL);
+}
+
+/// Sum of v over the block; every thread gets the result. All threads of the block must call
+/// it (no early return before it); it may be called repeatedly in one kernel.
+template <class A>
+__device__ A block_sum(A v) {
+  __shared__ A partial[32];
+  __shared__ A total;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  __syncthreads();  // a previous call's readers of `total` are done
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    const int nw = static_cast<int>((blockDim.x + 31) >> 5);
+    v = lane < nw ? partial[lane] : A(0);
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    if (lane == 0) total = v;
+  }
+  __syncthreads();
+  return total;
+}
+
+/// Maximum of v over the block (same contract as block_sum); `lowest` is the identity.
+template <class A>
+__device__ A block_max(A v, A lowest) {
+  __shared__ A partial[32];
+  __shared__ A total;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) {
+    const A w = __shfl_down_sync(0xffffffffu, v, o);
+    v = w > v ? w : v;
+  }
+  __syncthreads();
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    const int nw = static_cast<int>((blockDim.x + 31) >> 5);
+    v = lane < nw ? partial[lane] : lowest;
+    for (int o = 16; o > 0; o >>= 1) {
+      const A w = __shfl_down_sync(0xffffffffu, v, o);
+      v = w > v ? w : v;
+    }
+    if (lane == 0) total = v;
+  }
+  __syncthreads();
+  return total;
+}
+
+/// Column sums of a row-major (rows, cols) array added into out (cols): one thread per column
+/// walking the rows (adjacent threads read adjacent addresses), deterministic.
+template <class T>
+__global__ void add_col_sums_kernel(const T* __restrict__ x, std::int64_t rows, std::int64_t cols, T* __restrict__ out) {
+  for (std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; c < cols;
+       c += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    acc_t<T> s = acc_t<T>(0);
+    for (std::int64_t i = 0; i < rows; ++i) s += static_cast<acc_t<T>>(x[i * cols + c]);
+    out[c] = static_cast<T>(static_cast<acc_t<T>>(out[c]) + s);
+  }
+}
+
+}  // namespace hyplora::cuda::detail

@@ -1,0 +1,161 @@
+// hyplora/optim/adamw.hpp — Adam and AdamW (decoupled weight decay), with bias correction and
+// optional AMSGrad; PyTorch's torch.optim.Adam / AdamW semantics (docs/math.md Eq. (203)–(207)).
+//
+// First and second moments live in two contiguous arenas over the trainable slots, sized once;
+// step() is a flat loop and allocates nothing. The moments and per-slot step counts are exposed
+// so a checkpoint can save and restore them.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "hyplora/autodiff/parameters.hpp"
+#include "hyplora/optim/detail/param_slots.hpp"
+
+namespace hyplora::optim {
+
+struct AdamConfig {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  /// true: AdamW, x ← x(1 − lr·λ) (Eq. (203)); false: Adam's L2 term g ← g + λx (Eq. (204)).
+  bool decoupled_weight_decay = true;
+  /// Divide by the running maximum of v instead of v (PyTorch's AMSGrad, Eq. (207)).
+  bool amsgrad = false;
+};
+
+/// Validates an Adam configuration; throws value_error naming the bad field.
+inline void check_config(const AdamConfig& c, const char* opt = "AdamW") {
+  detail::check_nonneg(opt, "lr", c.lr);
+  detail::check_beta(opt, "beta1", c.beta1);
+  detail::check_beta(opt, "beta2", c.beta2);
+  detail::check_nonneg(opt, "weight_decay", c.weight_decay);
+  if (!(c.eps > 0.0) || !std::isfinite(c.eps))
+    throw value_error(std::string(opt) + ": eps must be finite and > 0, got " + std::to_string(c.eps));
+}
+
+namespace detail {
+
+/// The per-step scalars of Eq. (205)–(206) for step t ≥ 1, computed in double.
+struct AdamCoefs {
+  double step_size;  // lr / (1 − β1^t)
+  double inv_sqrt_bc2;  // 1 / √(1 − β2^t)
+};
+
+inline AdamCoefs adam_coefs(const AdamConfig& c, std::int64_t t) {
+  const double bc1 = 1.0 - std::pow(c.beta1, static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(c.beta2, static_cast<double>(t));
+  return AdamCoefs{c.lr / bc1, 1.0 / std::sqrt(bc2)};
+}
+
+/// One Adam(W) update of n scalars at step t ≥ 1. vmax is used only with AMSGrad.
+template <class T>
+inline void adam_update(T* x, const T* g, T* m, T* v, T* vmax, std::size_t n, const AdamConfig& c,
+                        std::int64_t t) {
+  using std::sqrt;
+  const AdamCoefs k = adam_coefs(c, t);
+  const T b1 = T(c.beta1), b2 = T(c.beta2), eps = T(c.eps), wd = T(c.weight_decay);
+  const T one_b1 = T(1.0 - c.beta1), one_b2 = T(1.0 - c.beta2);
+  const T decay = T(1.0 - c.lr * c.weight_decay);
+  const T step = T(k.step_size), ibc2 = T(k.inv_sqrt_bc2);
+  const bool decoupled = c.weight_decay != 0.0 && c.decoupled_weight_decay;
+  const bool l2 = c.weight_decay != 0.0 && !c.decoupled_weight_decay;
+  for (std::size_t i = 0; i < n; ++i) {
+    T gi = g[i];
+    if (l2) gi += wd * x[i];
+    if (decoupled) x[i] *= decay;
+    m[i] = b1 * m[i] + one_b1 * gi;
+    v[i] = b2 * v[i] + one_b2 * gi * gi;
+    T vi = v[i];
+    if (c.amsgrad) {
+      if (vi > vmax[i]) vmax[i] = vi;
+      vi = vmax[i];
+    }
+    x[i] -= step * m[i] / (sqrt(vi) * ibc2 + eps);
+  }
+}
+
+}  // namespace detail
+
+template <class T>
+class AdamW {
+ public:
+  /// Takes the parameters trainable now; the store must outlive the optimizer.
+  AdamW(ad::ParameterStore<T>& store, const AdamConfig& cfg) : store_(&store), cfg_(cfg) {
+    check_config(cfg_);
+    slots_ = detail::trainable_slots(store);
+    const std::size_t n = detail::slots_size(slots_);
+    m_.assign(n, T(0));
+    v_.assign(n, T(0));
+    if (cfg_.amsgrad) vmax_.assign(n, T(0));
+    steps_.assign(slots_.size(), 0);
+  }
+
+  /// One update of every parameter that had a slot and is still trainable. Allocates nothing.
+  void step() {
+    T* values = store_->values().data();
+    const T* grads = store_->grads().data();
+    for (std::size_t k = 0; k < slots_.size(); ++k) {
+      const auto& s = slots_[k];
+      if (!store_->trainable(ad::Parameter{s.index})) continue;
+      T* vmax = vmax_.empty() ? nullptr : vmax_.data() + s.state;
+      detail::adam_update(values + s.offset, grads + s.offset, m_.data() + s.state, v_.data() + s.state, vmax,
+                          s.size, cfg_, ++steps_[k]);
+    }
+  }
+
+  void zero_grad() { store_->zero_grad(); }
+
+  double lr() const { return cfg_.lr; }
+  /// Sets the learning rate (for schedules); throws value_error on a negative or non-finite lr.
+  void set_lr(double lr) { detail::check_nonneg("AdamW", "lr", lr); cfg_.lr = lr; }
+  const AdamConfig& config() const { return cfg_; }
+
+  // ---- state, for checkpoints: arenas packed in slot order --------------------------------------
+  std::vector<T>& exp_avg_arena() { return m_; }
+  std::vector<T>& exp_avg_sq_arena() { return v_; }
+  std::vector<T>& max_exp_avg_sq_arena() { return vmax_; }  // empty unless amsgrad
+  std::vector<std::int64_t>& step_counts() { return steps_; }
+  const std::vector<T>& exp_avg_arena() const { return m_; }
+  const std::vector<T>& exp_avg_sq_arena() const { return v_; }
+  const std::vector<T>& max_exp_avg_sq_arena() const { return vmax_; }
+  const std::vector<std::int64_t>& step_counts() const { return steps_; }
+  const std::vector<detail::ParamSlot>& slots() const { return slots_; }
+
+  /// m, v of one parameter, shaped like it; throw value_error if it has no slot.
+  ad::TensorView<T> exp_avg(ad::Parameter p) { return view(m_, p, "exp_avg"); }
+  ad::TensorView<T> exp_avg_sq(ad::Parameter p) { return view(v_, p, "exp_avg_sq"); }
+  /// Updates taken by one parameter (PyTorch's state["step"]).
+  std::int64_t step_count(ad::Parameter p) const { return steps_[slot_index(p)]; }
+  void set_step_count(ad::Parameter p, std::int64_t t) {
+    if (t < 0) throw value_error("AdamW: step count must be >= 0, got " + std::to_string(t));
+    steps_[slot_index(p)] = t;
+  }
+
+ private:
+  std::size_t slot_index(ad::Parameter p) const {
+    for (std::size_t k = 0; k < slots_.size(); ++k)
+      if (slots_[k].index == p.index) return k;
+    throw value_error("AdamW: parameter " + std::to_string(p.index) + " has no optimizer state");
+  }
+  ad::TensorView<T> view(std::vector<T>& arena, ad::Parameter p, const char* what) {
+    const auto& s = slots_[slot_index(p)];
+    if (arena.empty()) throw value_error(std::string("AdamW: no ") + what + " state");
+    return ad::TensorView<T>(arena.data() + s.state, s.rows, s.cols);
+  }
+
+  ad::ParameterStore<T>* store_;
+  AdamConfig cfg_;
+  std::vector<detail::ParamSlot> slots_;
+  std::vector<T> m_, v_, vmax_;
+  std::vector<std::int64_t> steps_;
+};
+
+/// Adam is AdamW with weight_decay = 0, or with decoupled_weight_decay = false for the L2 form.
+template <class T>
+using Adam = AdamW<T>;
+
+}  // namespace hyplora::optim

@@ -1,0 +1,172 @@
+// Tests for include/hyplora/autodiff/ops_hyplora.hpp: the fused exact HypLoRA node against a
+// per-row reference built from the Lorentz row functions, central differences, its small-norm
+// expansion (docs/math.md Eq. (170)), and its shape/value errors.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <hyplora/autodiff/ops_hyplora.hpp>
+#include <hyplora/manifold/detail/lorentz_rows.hpp>
+#include <hyplora/testing/gradcheck.hpp>
+#include <vector>
+
+namespace {
+using hyplora::MatrixR;
+using hyplora::ad::Tape;
+using hyplora::ad::Var;
+namespace lr = hyplora::lorentz_rows;
+
+// Reference: z_i = W0 x_i + b + γσ_out·f_R⁻¹(B·A·f_R(x_i/σ)) with the manifold's own row maps.
+MatrixR<double> reference(const MatrixR<double>& X, const MatrixR<double>& W0, const MatrixR<double>& A,
+                          const MatrixR<double>& B, double R, double sigma, double gamma, bool sig_out,
+                          const MatrixR<double>* bias) {
+  MatrixR<double> Z = X * W0.transpose();
+  if (bias) Z.rowwise() += bias->row(0);
+  std::vector<double> v(X.cols()), h(X.cols()), y(B.rows()), out(B.rows());
+  for (Eigen::Index i = 0; i < X.rows(); ++i) {
+    for (Eigen::Index j = 0; j < X.cols(); ++j) v[j] = X(i, j) / sigma;
+    lr::expmap0_spatial(v.data(), h.data(), X.cols(), R);
+    Eigen::Map<Eigen::VectorXd> hv(h.data(), X.cols());
+    Eigen::VectorXd yv = B * (A * hv);
+    lr::logmap0_spatial(yv.data(), out.data(), B.rows(), R);
+    for (Eigen::Index j = 0; j < B.rows(); ++j) Z(i, j) += gamma * (sig_out ? sigma : 1.0) * out[j];
+  }
+  return Z;
+}
+
+MatrixR<double> rnd(Eigen::Index r, Eigen::Index c, double scale) { return MatrixR<double>::Random(r, c) * scale; }
+MatrixR<double> scalar(double v) { return MatrixR<double>::Constant(1, 1, v); }
+}  // namespace
+
+TEST_CASE("hyplora_linear equals the per-row exp/LLR/log reference") {
+  std::srand(3);
+  for (bool sig_out : {false, true}) {
+    for (double K : {0.3, 1.0, 4.0}) {
+      for (double xs : {1e-3, 0.5, 3.0}) {
+        CAPTURE(sig_out); CAPTURE(K); CAPTURE(xs);
+        const MatrixR<double> X = rnd(5, 7, xs), W0 = rnd(6, 7, 0.5), A = rnd(3, 7, 0.4), B = rnd(6, 3, 0.7),
+                              b = rnd(1, 6, 0.1);
+        const double sigma = 1.7, gamma = 0.8;
+        Tape<double> t;
+        auto x = t.constant(X);
+        Var<double> z = hyplora::ad::hyplora_linear(x, t.constant(W0), x, t.constant(A), t.constant(B),
+                                                    t.constant(scalar(std::sqrt(K))), t.constant(scalar(sigma)),
+                                                    {gamma, sig_out}, t.constant(b));
+        const MatrixR<double> ref = reference(X, W0, A, B, std::sqrt(K), sigma, gamma, sig_out, &b);
+        CHECK((z.value() - ref).cwiseAbs().maxCoeff() <= 1e-12 * (1.0 + ref.cwiseAbs().maxCoeff()));
+      }
+    }
+  }
+}
+
+TEST_CASE("hyplora_linear gradients match central differences for every input") {
+  std::srand(5);
+  for (bool sig_out : {false, true}) {
+    for (double xs : {1e-2, 0.8, 2.5}) {
+      CAPTURE(sig_out); CAPTURE(xs);
+      const std::vector<MatrixR<double>> in = {rnd(4, 5, xs), rnd(3, 5, 0.5), rnd(2, 5, 0.6), rnd(3, 2, 0.8),
+                                               scalar(0.9), scalar(1.3), rnd(1, 3, 0.2)};
+      auto f = [sig_out](Tape<double>&, const std::vector<Var<double>>& v) {
+        return hyplora::ad::hyplora_linear(v[0], v[1], v[0], v[2], v[3], v[4], v[5], {0.7, sig_out}, v[6]);
+      };
+      auto res = hyplora::testing::gradcheck(f, in);
+      CHECK_MESSAGE(res.ok, res.report);
+    }
+  }
+}
+
+TEST_CASE("hyplora_linear gradients with a separate adapter input and degenerate shapes") {
+  std::srand(9);
+  // x_a ≠ x (dropout case); one row; rank 1; one output column.
+  const std::vector<MatrixR<double>> in = {rnd(1, 4, 1.0), rnd(1, 4, 0.5), rnd(1, 4, 0.5), rnd(1, 4, 0.6),
+                                           rnd(1, 1, 0.8), scalar(1.1), scalar(0.9)};
+  auto f = [](Tape<double>&, const std::vector<Var<double>>& v) {
+    return hyplora::ad::hyplora_linear(v[0], v[1], v[2], v[3], v[4], v[5], v[6], {1.5, true});
+  };
+  auto res = hyplora::testing::gradcheck(f, in);
+  CHECK_MESSAGE(res.ok, res.report);
+}
+
+TEST_CASE("zero-initialised B gives exactly the base output, and frozen inputs get no gradient") {
+  const MatrixR<double> X = rnd(4, 6, 1.0), W0 = rnd(5, 6, 1.0), A = rnd(2, 6, 1.0);
+  const MatrixR<double> B = MatrixR<double>::Zero(5, 2);
+  Tape<double> t;
+  auto x = t.leaf(X, false);
+  auto W = t.leaf(W0, false);
+  auto Av = t.leaf(A), Bv = t.leaf(B);
+  auto z = hyplora::ad::hyplora_linear(x, W, x, Av, Bv, t.constant(scalar(1.0)), t.constant(scalar(1.0)));
+  const MatrixR<double> base = X * W0.transpose();
+  CHECK((z.value() - base).cwiseAbs().maxCoeff() == 0.0);
+  t.backward(z, MatrixR<double>::Ones(4, 5));
+  CHECK(Av.grad().cwiseAbs().maxCoeff() == 0.0);  // B = 0 blocks A's gradient, as in LoRA
+  CHECK(Bv.grad().cwiseAbs().maxCoeff() > 0.0);
+  CHECK_FALSE(t.needs_grad(x.id));
+}
+
+TEST_CASE("small-norm limit: HypLoRA − LoRA = (|x|² − |Wx|²)/(6K)·Wx + O(|x|⁵)") {
+  std::srand(11);
+  const MatrixR<double> A = rnd(3, 8, 0.5), B = rnd(6, 3, 0.5), W0 = MatrixR<double>::Zero(6, 8);
+  const MatrixR<double> u = rnd(1, 8, 1.0);
+  const double K = 2.0;
+  double prev_rel = 0.0;
+  for (double s : {1e-1, 1e-2, 1e-3}) {
+    const MatrixR<double> X = u * s;
+    Tape<double> t;
+    auto x = t.constant(X);
+    auto z = hyplora::ad::hyplora_linear(x, t.constant(W0), x, t.constant(A), t.constant(B),
+                                         t.constant(scalar(std::sqrt(K))), t.constant(scalar(1.0)));
+    const Eigen::RowVectorXd Wx = X.row(0) * (B * A).transpose();
+    const Eigen::RowVectorXd predicted = Wx + (X.squaredNorm() - Wx.squaredNorm()) / (6 * K) * Wx;
+    const double rel = (z.value().row(0) - predicted).norm() / Wx.norm();
+    CAPTURE(s);
+    // Remainder is O(|x|⁴) relative to |Wx|: shrinking |x| by 10 shrinks it by ~10⁴.
+    CHECK(rel < 1e-2 * s * s * s * s / 1e-4 + 1e-15);
+    if (prev_rel > 0 && rel > 1e-13) CHECK(prev_rel / rel > 5e3);
+    prev_rel = rel;
+    // And the plain LoRA output differs at order |x|² relative, as the paper's Prop. 5.1 says.
+    const double lora_rel = (z.value().row(0) - Wx).norm() / Wx.norm();
+    CHECK(lora_rel > 0.01 * s * s);
+  }
+}
+
+TEST_CASE("hyplora_linear rejects bad shapes, bad curvature and non-finite input") {
+  Tape<double> t;
+  auto x = t.constant(rnd(2, 4, 1.0));
+  auto W0 = t.constant(rnd(3, 4, 1.0));
+  auto A = t.constant(rnd(2, 4, 1.0)), B = t.constant(rnd(3, 2, 1.0));
+  auto one = t.constant(scalar(1.0));
+  CHECK_THROWS_AS(hyplora::ad::hyplora_linear(x, W0, x, t.constant(rnd(2, 5, 1.0)), B, one, one), hyplora::shape_error);
+  CHECK_THROWS_AS(hyplora::ad::hyplora_linear(x, W0, x, A, t.constant(rnd(3, 3, 1.0)), one, one), hyplora::shape_error);
+  CHECK_THROWS_AS(hyplora::ad::hyplora_linear(x, W0, x, A, B, t.constant(scalar(0.0)), one), hyplora::value_error);
+  CHECK_THROWS_AS(hyplora::ad::hyplora_linear(x, W0, x, A, B, one, t.constant(scalar(-1.0))), hyplora::value_error);
+  MatrixR<double> bad = rnd(2, 4, 1.0);
+  bad(1, 2) = std::nan("");
+  auto xb = t.constant(bad);
+  CHECK_THROWS_AS(hyplora::ad::hyplora_linear(xb, W0, xb, A, B, one, one), hyplora::value_error);
+  try {
+    hyplora::ad::hyplora_linear(x, W0, x, t.constant(rnd(2, 5, 1.0)), B, one, one);
+  } catch (const hyplora::shape_error& e) {
+    CHECK(std::string(e.what()).find("(2, 4)") != std::string::npos);
+    CHECK(std::string(e.what()).find("(2, 5)") != std::string::npos);
+  }
+}
+
+TEST_CASE("hyplora_linear stays finite in float32 over tiny and huge inputs") {
+  for (float s : {1e-15f, 1e-8f, 1e-3f, 1.0f, 1e2f, 1e4f}) {
+    CAPTURE(s);
+    Tape<float> t;
+    MatrixR<float> X = MatrixR<float>::Random(3, 16) * s;
+    auto x = t.leaf(X);
+    auto A = t.leaf(MatrixR<float>::Random(4, 16));
+    auto B = t.leaf(MatrixR<float>::Random(8, 4));
+    auto R = t.leaf(MatrixR<float>::Constant(1, 1, 1.0f));
+    auto sg = t.leaf(MatrixR<float>::Constant(1, 1, 1.0f));
+    auto z = hyplora::ad::hyplora_linear(x, t.constant(MatrixR<float>::Random(8, 16)), x, A, B, R, sg, {1.0, true});
+    t.backward(z, MatrixR<float>::Ones(3, 8));
+    CHECK(z.value().allFinite());
+    CHECK(x.grad().allFinite());
+    CHECK(A.grad().allFinite());
+    CHECK(B.grad().allFinite());
+    CHECK(R.grad().allFinite());
+    CHECK(sg.grad().allFinite());
+  }
+}
