@@ -22,9 +22,16 @@
 #include "hyplora/autodiff/ops_norm.hpp"
 #include "hyplora/autodiff/ops_dropout.hpp"
 #include "hyplora/autodiff/ops_attention.hpp"
+#include "hyplora/autodiff/ops_hyplora_official.hpp"
+#include "hyplora/autodiff/ops_hyplora_stereographic.hpp"
 
 // nn
+#include "hyplora/nn/adapter_config.hpp"
+#include "hyplora/nn/init.hpp"
+#include "hyplora/nn/linear.hpp"
+#include "hyplora/nn/dora.hpp"
 #if __has_include(<nlohmann/json.hpp>)
+#include "hyplora/nn/adapted_linear.hpp"  // adapter-file interop needs io/ (nlohmann-json)
 #endif
 
 // optim

@@ -9,11 +9,12 @@
 // |y| = |B a|, which is read off the quadratic form aᵀ(BᵀB)a (R×R) instead of forming y, so
 // the two skinny GEMMs are the same as LoRA's and y is never stored. The backward
 // (Eq. (160)–(166)) is LoRA's four skinny GEMMs plus R×R work and one pass over x; it saves
-// a = A·f_R(x_a/σ) (N, R), W_a = γσ_out·c2·a (N, R) and four scalars per token.
+// a = A·f_R(x_a/σ) (N, R) and four scalars per token, plus one (N, R) work buffer as LoRA does.
 #pragma once
 
 #include <cmath>
 
+#include "hyplora/autodiff/detail/hyplora_rows.hpp"
 #include "hyplora/autodiff/detail/linear_base.hpp"
 #include "hyplora/autodiff/tape.hpp"
 #include "hyplora/core/numerics.hpp"
@@ -29,7 +30,10 @@ struct HypLoRANodeOptions {
 
 namespace detail {
 
-enum HypLoRASaved { kA = 0, kWa = 1, kScalars = 2, kM = 3, kGa = 4, kS = 5 };
+// kWork is one (N, R) buffer reused: W_a = γσ_out·c2·a in the forward and again at the start of
+// the backward (recomputed, not kept: HypLoRA then holds LoRA's two N×R buffers plus 4 scalars
+// per token), then P = G·B and c1·g_a.
+enum HypLoRASaved { kA = 0, kScalars = 1, kM = 2, kWork = 3, kS = 4 };
 enum HypLoRAScalar { kRho = 0, kC = 1, kTau = 2, kC2 = 3 };
 
 // parents: x, W0, x_a, A, B, R, σ [, bias]; ints: {bias id}; attrs: {γ, σ_out flag}.
@@ -48,19 +52,22 @@ void hyplora_backward(Tape<T>& t, int id) {
 
   auto G = t.grad_acc(id);                       // (N, D_out)
   const Tensor<T>& a = n.saved[kA];              // (N, R)
-  const Tensor<T>& Wa = n.saved[kWa];            // (N, R) = γσ_out·c2·a
   const Tensor<T>& sc = n.saved[kScalars];       // (N, 4)
   const Tensor<T>& M = n.saved[kM];              // (R, R) = BᵀB
-  Tensor<T>& Ga = n.saved[kGa];                  // (N, R) scratch: P, then c1·g_a
+  Tensor<T>& Ga = n.saved[kWork];                // (N, R) scratch: W_a, then P, then c1·g_a
   Tensor<T>& S = n.saved[kS];                    // (R, R) Σ (D2/K)·s_y·a aᵀ
   const auto Xa = t.value(xa);
   const auto Bv = t.value(B);
   const T R = t.value(Rid)(0, 0), sigma = t.value(Sid)(0, 0), K = R * R;
   const T so = sig_out ? sigma : T(1);
+  const T gso = gamma * so;
   const Index N = a.rows(), r = a.cols();
 
   // ∂B, first term: γσ_out·Gᵀ·(c2 ⊙ a) = Gᵀ·W_a  (Eq. (163)).
-  if (needB) t.grad_acc(B).noalias() += G.transpose() * Wa;
+  if (needB) {
+    Ga = (gso * sc.col(kC2)).asDiagonal() * a;  // W_a, recomputed
+    t.grad_acc(B).noalias() += G.transpose() * Ga;
+  }
 
   // P = G·B (N, R); then per token (Eq. (161)–(162)):
   //   s_y = γσ_out·(a·P),  g_a = γσ_out·c2·P + (D2(τ)/K)·s_y·(M a),  s_x = (a·g_a)/c1.
@@ -68,7 +75,6 @@ void hyplora_backward(Tape<T>& t, int id) {
   Ga.noalias() = G * Bv;
   S.setZero(r, r);
   T dR = T(0), dS = T(0);
-  const T gso = gamma * so;
   TensorView<T> gX = needX ? t.grad_acc(xa) : TensorView<T>(nullptr, 0, 0);
   for (Index i = 0; i < N; ++i) {
     T* gi = Ga.data() + i * r;
@@ -87,13 +93,10 @@ void hyplora_backward(Tape<T>& t, int id) {
       for (Index j = 0; j < r; ++j)
         for (Index k = 0; k < r; ++k) S(j, k) += wy * ai[j] * ai[k];
     const T s_x = lorentz_rows::dot(ai, gi, r) / c1;
-    // Dc = c′(ρ)/ρ of the exp-map coefficient: D1(ρ), or −c/ρ² where ρ is clamped (Eq. (19)).
-    const T Dc = (rho > clamp_exp_arg(rho)) ? -c / (rho * rho) : sinhc_d1(rho);
-    if (needR) dR += -rho * rho * Dc / (sigma * R) * s_x - tau * tau * D2 / R * s_y;
-    // σ enters through c1 (Eq. (167)) and, when σ_out = σ, through the output scale.
-    if (needS) dS += -(Dc * rho * rho + c) / (sigma * sigma) * s_x + (sig_out ? c2 * s_y / sigma : T(0));
-    // Radial part of ∂x (Eq. (165)): (Dc/(σ³K))·s_x·x_a; the tangential part is c1·Aᵀg_a below.
-    if (needX) gX.row(i) += (Dc / (sigma * sigma * sigma * K) * s_x) * Xa.row(i);
+    const HypLoRARowGrads<T> rg = hyplora_row_grads(HypLoRARowScalars<T>{rho, c, tau, c2}, s_x, s_y, sigma, R, sig_out);
+    if (needR) dR += rg.dR;
+    if (needS) dS += rg.dS;
+    if (needX) gX.row(i) += rg.kx * Xa.row(i);  // radial part; the tangential c1·Aᵀg_a is below
     for (Index j = 0; j < r; ++j) gi[j] *= c1;  // Ga = c1 ⊙ g_a
   }
   if (needB) t.grad_acc(B).noalias() += Bv * S;                  // Eq. (163), second term
@@ -135,13 +138,13 @@ Var<T> hyplora_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T
   n.ints.assign(1, b);
   n.attrs[0] = opt.gamma;
   n.attrs[1] = opt.scale_out_by_sigma ? 1.0 : 0.0;
-  n.saved.resize(6);
+  n.saved.resize(5);
   const Index N = x.rows(), r = A.rows();
   const T gso = static_cast<T>(opt.gamma) * (opt.scale_out_by_sigma ? sv : T(1));
 
   linear_base_forward(t, id, x.id, W0.id, b);
   Tensor<T>& a = n.saved[kA];
-  Tensor<T>& Wa = n.saved[kWa];
+  Tensor<T>& Wa = n.saved[kWork];
   Tensor<T>& sc = n.saved[kScalars];
   Tensor<T>& M = n.saved[kM];
   a.resize(N, r);
@@ -154,12 +157,10 @@ Var<T> hyplora_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T
   M.noalias() = Bv.transpose() * Bv;             // |B a|² = aᵀ M a  (Eq. (158))
   for (Index i = 0; i < N; ++i) {
     T* ai = a.data() + i * r;
-    // f_R(x/σ) = c1·x with c1 = c(ρ)/σ, ρ = |x|/(σR): the radius-σR exp coefficient (Eq. (156)).
-    T ch, c;
-    const T rho = std::sqrt(lorentz_rows::dot(Xa.data() + i * Xa.cols(), Xa.data() + i * Xa.cols(), Xa.cols())) / (sv * Rv);
+    T rho, c;  // f_R(x/σ) = c1·x, c1 = c(ρ)/σ (Eq. (156))
+    hyplora_in_scalars(lorentz_rows::dot(Xa.data() + i * Xa.cols(), Xa.data() + i * Xa.cols(), Xa.cols()), sv, Rv, rho, c);
     if (!std::isfinite(static_cast<double>(rho)))
       throw value_error("hyplora_linear: input row " + std::to_string(i) + " is not finite (or its norm overflows)");
-    lorentz_rows::exp_coeffs(rho, ch, c);
     const T c1 = c / sv;
     double q2 = 0.0;  // in double: aᵀMa can lose digits when a is near B's null space
     for (Index j = 0; j < r; ++j) {
@@ -170,8 +171,8 @@ Var<T> hyplora_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T
       for (Index k = 0; k < r; ++k) row += static_cast<double>(M(j, k)) * static_cast<double>(ai[k]);
       q2 += row * static_cast<double>(ai[j]);
     }
-    const T tau = static_cast<T>(std::sqrt(q2 > 0.0 ? q2 : 0.0)) / Rv;
-    const T c2 = asinhc(tau);  // f_R⁻¹ coefficient (Eq. (157))
+    T tau, c2;  // f_R⁻¹ coefficient (Eq. (157))
+    hyplora_out_scalars(q2, Rv, tau, c2);
     sc(i, kRho) = rho;
     sc(i, kC) = c;
     sc(i, kTau) = tau;

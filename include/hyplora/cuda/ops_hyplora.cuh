@@ -15,6 +15,7 @@
 #include <cmath>
 #include <string>
 
+#include "hyplora/autodiff/detail/hyplora_rows.hpp"
 #include "hyplora/core/numerics.hpp"
 #include "hyplora/cuda/context.hpp"
 #include "hyplora/cuda/cublas.hpp"
@@ -67,10 +68,8 @@ __global__ void hyplora_rows_forward_kernel(const T* __restrict__ xa, std::int64
   T ss = T(0);
   for (std::int64_t k = threadIdx.x; k < Din; k += blockDim.x) ss += x[k] * x[k];
   ss = block_sum(ss);
-  // f_R(x/σ) = c1·x with c1 = c(ρ)/σ, ρ = |x|/(σR): the radius-σR exp coefficient (Eq. (156)).
-  const T rho = sqrt(ss) / (sigma * R);
-  T ch, c;
-  lorentz_rows::exp_coeffs(rho, ch, c);
+  T rho, c;  // f_R(x/σ) = c1·x, c1 = c(ρ)/σ (Eq. (156)) — the CPU node's own scalar function
+  ad::detail::hyplora_in_scalars(ss, sigma, R, rho, c);
   const T c1 = c / sigma;
   T* ai = a + i * r;
   for (int j = threadIdx.x; j < r; j += blockDim.x) ai[j] *= c1;
@@ -83,8 +82,8 @@ __global__ void hyplora_rows_forward_kernel(const T* __restrict__ xa, std::int64
     q += row * static_cast<double>(ai[j]);
   }
   q = block_sum(q);
-  const T tau = static_cast<T>(sqrt(q > 0.0 ? q : 0.0)) / R;
-  const T c2 = asinhc(tau);  // f_R⁻¹ coefficient (Eq. (157))
+  T tau, c2;  // f_R⁻¹ coefficient (Eq. (157))
+  ad::detail::hyplora_out_scalars(q, R, tau, c2);
   if (threadIdx.x == 0) {
     sc[4 * i + 0] = rho;
     sc[4 * i + 1] = c;
@@ -124,14 +123,14 @@ __global__ void hyplora_rows_backward_kernel(const T* __restrict__ a, const T* _
     aw[i * r + j] = wy * ai[j];
   }
   const T s_x = block_sum(ag) / c1;
-  // Dc = c′(ρ)/ρ of the exp-map coefficient: D1(ρ), or −c/ρ² where ρ is clamped (Eq. (19)).
-  const T Dc = (rho > clamp_exp_arg(rho)) ? -c / (rho * rho) : sinhc_d1(rho);
+  const ad::detail::HypLoRARowGrads<T> rg =
+      ad::detail::hyplora_row_grads(ad::detail::HypLoRARowScalars<T>{rho, c, tau, c2}, s_x, s_y, sigma, R, sig_out);
   if (threadIdx.x == 0) {
-    part[2 * i + 0] = -rho * rho * Dc / (sigma * R) * s_x - tau * tau * D2 / R * s_y;  // Eq. (166)
-    part[2 * i + 1] = -(Dc * rho * rho + c) / (sigma * sigma) * s_x + (sig_out ? c2 * s_y / sigma : T(0));  // Eq. (167)
+    part[2 * i + 0] = rg.dR;  // Eq. (166)
+    part[2 * i + 1] = rg.dS;  // Eq. (167)
   }
-  if (gX) {  // radial part of ∂x_a (Eq. (165)): (Dc/(σ³K))·s_x·x_a
-    const T kx = Dc / (sigma * sigma * sigma * K) * s_x;
+  if (gX) {  // radial part of ∂x_a (Eq. (165)): kx·x_a
+    const T kx = rg.kx;
     for (std::int64_t k = threadIdx.x; k < Din; k += blockDim.x) gX[i * Din + k] += kx * xa[i * Din + k];
   }
   for (int j = threadIdx.x; j < r; j += blockDim.x) gi[j] *= c1;  // Ga = c1 ⊙ g_a

@@ -134,6 +134,14 @@ HYPLORA_HD_INLINE Log0Scalars<T> logmap0_spatial(const T* y, T* out, index_t d, 
   return s;
 }
 
+/// c′(ρ)/ρ of the exp-map coefficient c(ρ) of f_R, Eq. (19): D1(ρ), or −c/ρ² where the length
+/// is clamped (c = sinh(m)/ρ there). Every backward through f_R (here, the fused HypLoRA nodes,
+/// the CUDA kernels) takes its radial derivative from this one function.
+template <class T>
+HYPLORA_HD_INLINE T exp0_dcoef(Exp0Scalars<T> s) {
+  return (s.rho > clamp_exp_arg(s.rho)) ? -s.c / (s.rho * s.rho) : sinhc_d1(s.rho);
+}
+
 /// Vector–Jacobian product of f_R, Eq. (19): with c(ρ) the coefficient and Dc = c′(ρ)/ρ
 /// (D1(ρ), or −c/ρ² where the length is clamped),
 ///   g_v = c·g + (Dc/K)(v·g)·v,   g_R = −ρ²·Dc/R·(v·g).
@@ -142,7 +150,7 @@ template <class T>
 HYPLORA_HD_INLINE void expmap0_spatial_backward(const T* v, index_t d, T R, Exp0Scalars<T> s,
                                                 const T* g_out, T* g_v, T* g_R) {
   const T rho = s.rho;
-  const T Dc = (rho > clamp_exp_arg(rho)) ? -s.c / (rho * rho) : sinhc_d1(rho);
+  const T Dc = exp0_dcoef(s);
   const T vg = dot(v, g_out, d);
   const T k = Dc / (R * R) * vg;
   for (index_t i = 0; i < d; ++i) g_v[i] = s.c * g_out[i] + k * v[i];
@@ -381,6 +389,17 @@ template <class T>
 HYPLORA_HD_INLINE void llr(const T* W, index_t m, const T* x, T* out, index_t d, T R) {
   for (index_t i = 0; i < m; ++i) out[i + 1] = dot(W + i * d, x + 1, d);
   projx(out, out, m, R);
+}
+
+/// Vector–Jacobian product of π (Eq. (11)), from its output p = π(x): with p0 = √(K + |x_s|²),
+///   g_{x_s} = g_s + (g0/p0)·p_s,   g_R = g0·R/p0,   g_{x0} = 0 (π never reads x0).
+/// The backward of llr (Eq. (32)) is this followed by the transposed linear map.
+/// p, g: (d+1); g_s: (d), may alias g + 1; g_R may be null.
+template <class T>
+HYPLORA_HD_INLINE void projx_backward(const T* p, const T* g, index_t d, T R, T* g_s, T* g_R) {
+  const T a = g[0] / p[0];  // p0 >= R > 0
+  if (g_R) *g_R = a * R;
+  for (index_t i = 0; i < d; ++i) g_s[i] = g[i + 1] + a * p[i + 1];
 }
 
 }  // namespace lorentz_rows

@@ -1,0 +1,186 @@
+// examples/transformer/model.hpp — a minimal GPT built from the library's tape ops.
+//
+// Byte-level decoder (V = 256): learned token and position embeddings, pre-norm blocks
+//   x ← x + o(attn(q(n1(x)), k(n1(x)), v(n1(x))))      causal multi-head, fused op
+//   x ← x + fc2(gelu(fc1(n2(x))))                        MLP width 4C
+// and a tied output head: logits = n_f(x)·Eᵀ (matmul with a transpose flag, no copy of E).
+// Shapes: B sequences of T tokens, C width, H heads, V vocabulary, R adapter rank.
+//
+// Each of q, k, v, o, fc1, fc2 is an nn::AdaptedLinear, so any selection of them can carry an
+// adapter (LoRA, DoRA, HypLoRA, …) while everything else stays frozen. Header-only and CLI-free:
+// the tests include it directly.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hyplora/autodiff/ops_attention.hpp"
+#include "hyplora/autodiff/ops_elementwise.hpp"
+#include "hyplora/autodiff/ops_matmul.hpp"
+#include "hyplora/autodiff/ops_norm.hpp"
+#include "hyplora/autodiff/ops_shape.hpp"
+#include "hyplora/autodiff/ops_softmax.hpp"
+#include "hyplora/autodiff/parameters.hpp"
+#include "hyplora/autodiff/tape.hpp"
+#include "hyplora/core/errors.hpp"
+#include "hyplora/nn/adapted_linear.hpp"
+#include "hyplora/nn/adapter_config.hpp"
+#include "hyplora/nn/init.hpp"
+
+namespace hyplora::examples {
+
+struct GPTConfig {
+  int vocab = 256;       // V: bytes
+  int block_size = 128;  // longest sequence T the position table covers
+  int width = 128;       // C
+  int layers = 4;
+  int heads = 4;         // H; C % H == 0
+  bool rms_norm = false; // RMS norm instead of layer norm
+  std::uint64_t seed = 1234;
+
+  void validate() const {
+    if (vocab < 1 || block_size < 1 || width < 1 || layers < 0 || heads < 1)
+      throw value_error("GPTConfig: need vocab, block_size, width, heads >= 1 and layers >= 0; got V " +
+                        std::to_string(vocab) + ", T " + std::to_string(block_size) + ", C " + std::to_string(width) +
+                        ", layers " + std::to_string(layers) + ", H " + std::to_string(heads));
+    if (width % heads != 0)
+      throw value_error("GPTConfig: width C = " + std::to_string(width) + " is not divisible by heads H = " +
+                        std::to_string(heads));
+  }
+};
+
+/// The six adaptable projections of a block, by the names --targets uses.
+inline const std::vector<std::string>& gpt_target_names() {
+  static const std::vector<std::string> n{"q", "k", "v", "o", "fc1", "fc2"};
+  return n;
+}
+
+template <class T>
+class GPT {
+ public:
+  struct Norm {
+    ad::Parameter gamma, beta;  // beta invalid for RMS norm
+  };
+  struct Block {
+    Norm n1, n2;
+    std::vector<nn::AdaptedLinear<T>> proj;  // q, k, v, o, fc1, fc2 (gpt_target_names order)
+  };
+
+  /// Registers every parameter in `store` and initialises them deterministically from cfg.seed:
+  /// embeddings N(0, 0.02²)-like uniform, projections like torch.nn.Linear, residual outputs
+  /// (o, fc2) scaled by 1/√(2·layers) as in GPT-2, norms γ = 1, β = 0.
+  GPT(ad::ParameterStore<T>& store, const GPTConfig& cfg) : cfg_(cfg) {
+    cfg_.validate();
+    const Index C = cfg_.width;
+    wte_ = store.add("wte", cfg_.vocab, C);
+    wpe_ = store.add("wpe", cfg_.block_size, C);
+    // uniform(±a) has std a/√3: a = 0.02·√3 gives GPT-2's std 0.02.
+    const double a = 0.02 * std::sqrt(3.0);
+    nn::uniform_(store.value(wte_), -a, a, mix(1));
+    nn::uniform_(store.value(wpe_), -a, a, mix(2));
+    blocks_.resize(static_cast<std::size_t>(cfg_.layers));
+    const double resid = 1.0 / std::sqrt(2.0 * std::max(1, cfg_.layers));
+    for (int l = 0; l < cfg_.layers; ++l) {
+      Block& b = blocks_[static_cast<std::size_t>(l)];
+      const std::string p = "h." + std::to_string(l) + ".";
+      b.n1 = add_norm(store, p + "ln_1");
+      b.n2 = add_norm(store, p + "ln_2");
+      const Index ins[6] = {C, C, C, C, C, 4 * C}, outs[6] = {C, C, C, C, 4 * C, C};
+      b.proj.reserve(6);
+      for (int j = 0; j < 6; ++j) {
+        b.proj.emplace_back(store, p + gpt_target_names()[static_cast<std::size_t>(j)], ins[j], outs[j]);
+        auto& lin = b.proj.back().base();
+        lin.init_kaiming_uniform(store, mix(100 + static_cast<std::uint64_t>(l) * 16 + static_cast<std::uint64_t>(j)));
+        if (j == 3 || j == 5) store.value(lin.weight()) *= static_cast<T>(resid);
+      }
+    }
+    ln_f_ = add_norm(store, "ln_f");
+  }
+
+  const GPTConfig& config() const { return cfg_; }
+  std::vector<Block>& blocks() { return blocks_; }
+  const std::vector<Block>& blocks() const { return blocks_; }
+
+  /// Freezes every parameter, then attaches `cfg` to the named projections of every block (each
+  /// layer's adapter gets its own seed). kind == full instead makes everything trainable.
+  void attach(ad::ParameterStore<T>& store, const nn::AdapterConfig& cfg, const std::vector<std::string>& targets) {
+    for (const std::string& t : targets) target_index(t);  // validate first
+    const bool full = cfg.kind == nn::AdapterKind::full;
+    for (int k = 0; k < store.count(); ++k) store.set_trainable(store.at_index(k), full);
+    if (full || cfg.kind == nn::AdapterKind::none) return;
+    std::uint64_t n = 0;
+    for (Block& b : blocks_)
+      for (const std::string& t : targets) {
+        nn::AdapterConfig c = cfg;
+        c.seed = cfg.seed * 1000003ull + (n++);
+        b.proj[target_index(t)].attach(store, c);
+      }
+  }
+
+  /// Index of a projection name in gpt_target_names(); value_error otherwise.
+  static std::size_t target_index(const std::string& name) {
+    const auto& n = gpt_target_names();
+    for (std::size_t i = 0; i < n.size(); ++i)
+      if (n[i] == name) return i;
+    throw value_error("unknown adapter target '" + name + "' (expected q, k, v, o, fc1 or fc2)");
+  }
+
+  /// Logits for B sequences of T tokens. ids: B·T bytes, row-major (sequence b at [b·T, b·T+T)).
+  /// Returns (B·T, V). `training` enables adapter dropout, varied by `step_seed`.
+  ad::Var<T> forward(ad::Tape<T>& tape, ad::ParameterStore<T>& store, const std::vector<std::int64_t>& ids,
+                     Index B, Index Tn, bool training = true, std::uint64_t step_seed = 0) {
+    if (B < 1 || Tn < 1 || Tn > cfg_.block_size || static_cast<Index>(ids.size()) != B * Tn)
+      throw shape_error("GPT::forward: ids has " + std::to_string(ids.size()) + " tokens for B = " +
+                        std::to_string(B) + ", T = " + std::to_string(Tn) + " (need B·T, 1 <= T <= block_size " +
+                        std::to_string(cfg_.block_size) + ")");
+    pos_.resize(ids.size());  // capacity kept: no allocation once shapes repeat
+    for (std::size_t i = 0; i < ids.size(); ++i) pos_[i] = static_cast<std::int64_t>(i % static_cast<std::size_t>(Tn));
+    const ad::Var<T> E = tape.param(store, wte_);
+    ad::Var<T> x = ad::add(ad::embedding(E, ids), ad::embedding(tape.param(store, wpe_), pos_));  // (B·T, C)
+    for (Block& b : blocks_) {
+      const ad::Var<T> h = norm(tape, store, b.n1, x);
+      const ad::Var<T> q = b.proj[0].forward(tape, store, h, training, step_seed);
+      const ad::Var<T> k = b.proj[1].forward(tape, store, h, training, step_seed);
+      const ad::Var<T> v = b.proj[2].forward(tape, store, h, training, step_seed);
+      const ad::Var<T> att = ad::causal_self_attention(q, k, v, B, Tn, static_cast<Index>(cfg_.heads));
+      x = ad::add(x, b.proj[3].forward(tape, store, att, training, step_seed));
+      const ad::Var<T> h2 = norm(tape, store, b.n2, x);
+      const ad::Var<T> m = ad::gelu(b.proj[4].forward(tape, store, h2, training, step_seed));  // (B·T, 4C)
+      x = ad::add(x, b.proj[5].forward(tape, store, m, training, step_seed));
+    }
+    x = norm(tape, store, ln_f_, x);
+    return ad::matmul(x, E, false, true);  // tied head: (B·T, C)·(V, C)ᵀ = (B·T, V)
+  }
+
+  /// Mean cross-entropy of the positions whose target is not -1. targets: B·T.
+  ad::Var<T> loss(ad::Tape<T>& tape, ad::ParameterStore<T>& store, const std::vector<std::int64_t>& ids,
+                  const std::vector<std::int64_t>& targets, Index B, Index Tn, bool training = true,
+                  std::uint64_t step_seed = 0) {
+    return ad::cross_entropy(forward(tape, store, ids, B, Tn, training, step_seed), targets, -1);
+  }
+
+ private:
+  std::uint64_t mix(std::uint64_t k) const { return nn::SplitMix64(cfg_.seed * 0x9E3779B97F4A7C15ull + k).next(); }
+
+  Norm add_norm(ad::ParameterStore<T>& store, const std::string& name) {
+    Norm n;
+    n.gamma = store.add(name + ".weight", 1, cfg_.width);
+    store.value(n.gamma).setOnes();
+    if (!cfg_.rms_norm) n.beta = store.add(name + ".bias", 1, cfg_.width);
+    return n;
+  }
+
+  ad::Var<T> norm(ad::Tape<T>& tape, ad::ParameterStore<T>& store, const Norm& n, ad::Var<T> x) const {
+    if (cfg_.rms_norm) return ad::rms_norm(x, tape.param(store, n.gamma));
+    return ad::layer_norm(x, tape.param(store, n.gamma), tape.param(store, n.beta));
+  }
+
+  GPTConfig cfg_;
+  ad::Parameter wte_, wpe_;
+  std::vector<Block> blocks_;
+  Norm ln_f_;
+  std::vector<std::int64_t> pos_;
+};
+
+}  // namespace hyplora::examples

@@ -1,0 +1,385 @@
+// hyplora/autodiff/ops_hyplora_official.hpp — the two HypLoRA branches of the published code,
+// transcribed as fused tape nodes (docs/hyplora.md §3–§4, Eq. (175)–(193)):
+//
+//   hyplora_official_linear             `hyplora`            (MATH_NOTES §4.1), forward and the
+//                                                            backward autograd gives for it;
+//   hyplora_official_simplified_linear  `hyplora_simplified` (MATH_NOTES §3.3).
+//
+// They reproduce the published code, including where it departs from the geometry (the 1/K
+// time component, the constant-norm region θ' < 1, the sphere-sign step of the simplified
+// branch; docs/hyplora.md §3.2). For the geometrically exact layer use ops_hyplora.hpp; for the
+// consistent stereographic layer ops_hyplora_stereographic.hpp.
+//
+// All three adapter nodes in this file and ops_hyplora_stereographic.hpp have the same shape:
+// the input enters through a per-token coefficient, a = c1·A x_a, and leaves through another,
+// out = w·B a, with c1 depending on |x_a| and w on |B a|. `detail::radial_lora_*` is that common
+// skeleton (Eq. (184)–(189)): LoRA's two skinny GEMMs forward and four backward, |B a| read off
+// aᵀ(BᵀB)a so y = B a is never stored, and eight scalars per token saved for the backward.
+#pragma once
+
+#include <cmath>
+#include <initializer_list>
+#include <string>
+#include <utility>
+
+#include "hyplora/autodiff/detail/linear_base.hpp"
+#include "hyplora/autodiff/ops_elementwise.hpp"
+#include "hyplora/autodiff/tape.hpp"
+#include "hyplora/core/errors.hpp"
+#include "hyplora/core/numerics.hpp"
+#include "hyplora/manifold/detail/lorentz_rows.hpp"
+
+namespace hyplora::ad {
+
+/// The published `hyplora` branch's constants, verbatim (MATH_NOTES §4.1). They are part of the
+/// function being reproduced, not numerical choices of this library, so they live here and not
+/// in core/numerics.hpp.
+struct OfficialHypLoRAConstants {
+  static constexpr double k_eps = 1e-6;            // K = softplus(θ) + k_eps
+  static constexpr double min_norm = 1e-7;         // n = max(|x|, ·) and q = max(|y|, ·)
+  static constexpr double sinh_clamp = 12.0;       // sinh(min(n/(sR), ·))
+  static constexpr double min_K_time = 1e-6;       // time component √(|y|² + 1/max(K, ·))
+  static constexpr double min_excess = 1e-6;       // e = max(θ' − 1, ·)
+  static constexpr double small_angle_below = 1.01;  // √(2e) below, arcosh above
+  static constexpr double acosh_floor_excess = 1e-7; // arcosh(max(θ', 1 + ·))
+  static constexpr double theta_grad_clip = 0.01;  // hook: ∂L/∂θ clamped to ±·
+};
+
+namespace detail {
+namespace radial_lora {
+
+enum Saved { kU = 0, kWa = 1, kSc = 2, kM = 3, kGa = 4, kS = 5, kSavedCount = 6 };
+
+/// Per-token scalars (columns of saved[kSc]), Eq. (184)–(186):
+///   a = c1·U (U = A x_a), out = w·y (y = B a), kappa = (dw/d|y|)/|y| so that
+///   g_y = w·G + kappa·(G·y)·y, kappa_x = (dc1/d|x|)/|x| so that the radial part of the input
+///   map's backward is g_x += kappa_x·(U·g_a)·x,
+///   ∂L/∂p_j += alpha_j·(G·y) + beta_j·(U·g_a) for the node's two scalar parameters p_0, p_1.
+enum Col { kC1 = 0, kW, kKappa, kKappaX, kAlpha0, kBeta0, kAlpha1, kBeta1, kCols };
+
+/// Forward of the skeleton: writes U, M = BᵀB, the scalars and W_a = w·c1·U (N, R), then adds
+/// W_a·Bᵀ to the node's value (which already holds the base map). `row.input(n2, s)` fills
+/// kC1, kKappaX, kBeta0, kBeta1 from n2 = |x_a|²; `row.output(q2, s)` fills kW, kKappa, kAlpha0,
+/// kAlpha1 from q2 = |y|² (formed in double: aᵀMa loses digits when a is near B's null space).
+///   x_a: (N, D_in)  A: (R, D_in)  B: (D_out, R)  value: (N, D_out)
+template <class T, class Row>
+void forward(Tape<T>& t, int id, int xa, int A, int B, const Row& row, const char* op) {
+  auto& n = t.node(id);
+  n.saved.resize(kSavedCount);
+  const auto Xa = t.value(xa);
+  const auto Bv = t.value(B);
+  const Index N = Xa.rows(), D = Xa.cols(), r = t.node(A).rows;
+  Tensor<T>& U = n.saved[kU];
+  Tensor<T>& Wa = n.saved[kWa];
+  Tensor<T>& sc = n.saved[kSc];
+  Tensor<T>& M = n.saved[kM];
+  U.resize(N, r);
+  Wa.resize(N, r);
+  sc.resize(N, kCols);
+  M.resize(r, r);
+  U.noalias() = Xa * t.value(A).transpose();
+  M.noalias() = Bv.transpose() * Bv;
+  for (Index i = 0; i < N; ++i) {
+    const T* xi = Xa.data() + i * D;
+    const T n2 = lorentz_rows::dot(xi, xi, D);
+    if (!std::isfinite(static_cast<double>(n2)))
+      throw value_error(std::string(op) + ": input row " + std::to_string(i) +
+                        " is not finite (or its squared norm overflows)");
+    T* s = sc.data() + i * kCols;
+    row.input(n2, s);
+    const T* ui = U.data() + i * r;
+    double uMu = 0.0;
+    for (Index j = 0; j < r; ++j) {
+      double mj = 0.0;
+      for (Index k = 0; k < r; ++k) mj += static_cast<double>(M(j, k)) * static_cast<double>(ui[k]);
+      uMu += mj * static_cast<double>(ui[j]);
+    }
+    const double c1 = static_cast<double>(s[kC1]);
+    row.output(c1 * c1 * (uMu > 0.0 ? uMu : 0.0), s);
+    const T wc = s[kW] * s[kC1];
+    for (Index j = 0; j < r; ++j) Wa(i, j) = wc * ui[j];
+  }
+  t.value(id).noalias() += Wa * Bv.transpose();
+}
+
+/// Backward of the skeleton (Eq. (186)–(189)), given G = ∂L/∂out of node `id`:
+///   P = G·B;  s_y = G·y = c1·(U·P);  g_a = w·P + kappa·s_y·M a;  s_x = U·g_a;
+///   ∂B += Gᵀ·W_a + B·Σ kappa·s_y·a aᵀ;  ∂A += (c1 g_a)ᵀ·X_a;
+///   ∂x_a += (c1 g_a)·A + kappa_x·s_x·x_a;  ∂p_j += Σ alpha_j·s_y + beta_j·s_x (returned in dp).
+/// Parents that need no gradient cost nothing; the scalar sums are accumulated in double.
+template <class T>
+void backward(Tape<T>& t, int id, int xa, int A, int B, const bool need_p[2], double dp[2]) {
+  dp[0] = dp[1] = 0.0;
+  const bool needA = t.needs_grad(A), needB = t.needs_grad(B), needX = t.needs_grad(xa);
+  if (!(needA || needB || needX || need_p[0] || need_p[1])) return;
+  auto& n = t.node(id);
+  auto G = t.grad_acc(id);                  // (N, D_out)
+  const Tensor<T>& U = n.saved[kU];         // (N, R)
+  const Tensor<T>& Wa = n.saved[kWa];       // (N, R)
+  const Tensor<T>& sc = n.saved[kSc];       // (N, kCols)
+  const Tensor<T>& M = n.saved[kM];         // (R, R)
+  Tensor<T>& Ga = n.saved[kGa];             // (N, R): P, then c1·g_a
+  Tensor<T>& S = n.saved[kS];               // (R, R)
+  const auto Xa = t.value(xa);
+  const auto Bv = t.value(B);
+  const Index N = U.rows(), r = U.cols();
+
+  if (needB) t.grad_acc(B).noalias() += G.transpose() * Wa;
+  Ga.resize(N, r);
+  Ga.noalias() = G * Bv;
+  if (needB) S.setZero(r, r);
+  TensorView<T> gX = needX ? t.grad_acc(xa) : TensorView<T>(nullptr, 0, 0);
+  for (Index i = 0; i < N; ++i) {
+    T* gi = Ga.data() + i * r;
+    const T* ui = U.data() + i * r;
+    const T* s = sc.data() + i * kCols;
+    const T c1 = s[kC1], w = s[kW];
+    const T s_y = c1 * lorentz_rows::dot(ui, gi, r);
+    const T ky = s[kKappa] * s_y;
+    for (Index j = 0; j < r; ++j) {
+      T Mu = T(0);
+      for (Index k = 0; k < r; ++k) Mu += M(j, k) * ui[k];
+      gi[j] = w * gi[j] + ky * c1 * Mu;
+    }
+    if (needB) {
+      const T f = ky * c1 * c1;
+      for (Index j = 0; j < r; ++j)
+        for (Index k = 0; k < r; ++k) S(j, k) += f * ui[j] * ui[k];
+    }
+    const T s_x = lorentz_rows::dot(ui, gi, r);
+    if (need_p[0]) dp[0] += static_cast<double>(s[kAlpha0] * s_y) + static_cast<double>(s[kBeta0] * s_x);
+    if (need_p[1]) dp[1] += static_cast<double>(s[kAlpha1] * s_y) + static_cast<double>(s[kBeta1] * s_x);
+    if (needX && s[kKappaX] != T(0)) gX.row(i) += (s[kKappaX] * s_x) * Xa.row(i);
+    for (Index j = 0; j < r; ++j) gi[j] *= c1;
+  }
+  if (needB) t.grad_acc(B).noalias() += Bv * S;
+  if (needA) t.grad_acc(A).noalias() += Ga.transpose() * Xa;
+  if (needX) t.grad_acc(xa).noalias() += Ga * t.value(A);
+}
+
+/// Shape checks shared by the adapter nodes: x, x_a (N, D_in), W0 (D_out, D_in), A (R, D_in),
+/// B (D_out, R), optional bias (1, D_out), and each named scalar (1, 1).
+template <class T>
+void check_shapes(const char* op, Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, int bias,
+                  std::initializer_list<std::pair<const char*, Var<T>>> scalars) {
+  check_linear_shapes(op, x, W0, bias);
+  if (x_a.rows() != x.rows() || x_a.cols() != x.cols()) throw_shape(op, "x", x.rows(), x.cols(), "x_a", x_a.rows(), x_a.cols());
+  if (A.cols() != x.cols()) throw_shape(op, "x", x.rows(), x.cols(), "A", A.rows(), A.cols());
+  if (B.rows() != W0.rows() || B.cols() != A.rows()) throw_shape(op, "A", A.rows(), A.cols(), "B", B.rows(), B.cols());
+  for (const auto& [name, v] : scalars)
+    if (v.rows() != 1 || v.cols() != 1) throw_shape(op, name, v.rows(), v.cols(), "expected", 1, 1);
+}
+
+template <class T>
+void throw_value(const char* op, const char* what, T v) {
+  throw value_error(std::string(op) + ": " + what + ", got " + std::to_string(static_cast<double>(v)));
+}
+
+}  // namespace radial_lora
+
+// ---- official `hyplora` ------------------------------------------------------------------------
+
+/// Per-token scalars of the official branch. p_0 = K, p_1 = s (θ gets ∂K·sigmoid(θ), clipped).
+template <class T>
+struct OfficialRow {
+  using C = OfficialHypLoRAConstants;
+  T K, R, s, gamma;
+
+  // h = R·sinh(min(ρ, 12))·x/n = c1·x, n = max(|x|, 1e-7), ρ = n/(sR)  (Eq. (176)).
+  void input(T n2, T* o) const {
+    using namespace radial_lora;
+    using std::cosh;
+    using std::sinh;
+    using std::sqrt;
+    const T nx = sqrt(n2);
+    const bool n_clamped = !(nx >= T(C::min_norm));  // torch's clamp passes the gradient at equality
+    const T nn = n_clamped ? T(C::min_norm) : nx;
+    const T rho = nn / (s * R);
+    if (rho <= T(C::sinh_clamp)) {
+      // c1 = R sinh(ρ)/n = sinhc(ρ)/s; d c1/dn · (1/n) = D1(ρ)/(s³K): no cancellation (Eq. (185)).
+      const T D1 = sinhc_d1(rho);
+      o[kC1] = sinhc(rho) / s;
+      o[kKappaX] = n_clamped ? T(0) : D1 / (s * s * s * K);
+      o[kBeta0] = -rho * rho * D1 / (T(2) * K * s);  // (d|h|/dR)/(2R n) = −ρ³D1/(2Rn)
+      o[kBeta1] = -cosh(rho) / (s * s);              // (d|h|/ds)/n
+    } else {
+      // Saturated: |h| = R sinh(12), no gradient to n or s through it (Eq. (185)).
+      const T sh = sinh(T(C::sinh_clamp));
+      o[kC1] = R * sh / nn;
+      o[kKappaX] = n_clamped ? T(0) : -o[kC1] / (nn * nn);
+      o[kBeta0] = sh / (T(2) * R * nn);
+      o[kBeta1] = T(0);
+    }
+  }
+
+  // out = γ·R·g(θ')·y/q, θ' = √(|y|² + 1/max(K,1e-6))/R, q = max(|y|, 1e-7)  (Eq. (177)–(178)).
+  void output(double q2d, T* o) const {
+    using namespace radial_lora;
+    using std::acosh;
+    using std::sqrt;
+    const T q2 = static_cast<T>(q2d);
+    const T ny = sqrt(q2);
+    const bool q_clamped = !(ny >= T(C::min_norm));
+    const T q = q_clamped ? T(C::min_norm) : ny;
+    const bool K_clamped = !(K >= T(C::min_K_time));
+    const T Kt = K_clamped ? T(C::min_K_time) : K;
+    const T z0 = sqrt(q2 + T(1) / Kt);
+    const T th = z0 / R;
+    T g, gp;  // g(θ') and g'(θ') (Eq. (178), (187))
+    if (th < T(C::small_angle_below)) {
+      const T em = th - T(1);
+      const bool e_clamped = !(em >= T(C::min_excess));
+      const T e = e_clamped ? T(C::min_excess) : em;
+      g = sqrt(T(2) * e);
+      gp = e_clamped ? T(0) : T(1) / g;
+    } else {
+      const T floor = T(1) + T(C::acosh_floor_excess);
+      const T tc = th >= floor ? th : floor;
+      g = acosh(tc);
+      gp = th >= floor ? T(1) / sqrt((tc - T(1)) * (tc + T(1))) : T(0);
+    }
+    const T dth_dK = (K_clamped ? T(0) : -T(1) / (T(2) * z0 * K * K * R)) - z0 / (T(2) * R * R * R);
+    o[kW] = gamma * R * g / q;
+    o[kKappa] = gamma * (gp / (z0 * q) - (q_clamped ? T(0) : R * g / (q * q * q)));
+    o[kAlpha0] = gamma / q * (g / (T(2) * R) + R * gp * dth_dK);
+    o[kAlpha1] = T(0);  // s does not enter the output side ("no multiplication by s")
+  }
+};
+
+// parents: x, W0, x_a, A, B, θ, s [, bias]; ints: {bias id}; attrs: {γ}.
+template <class T>
+void hyplora_official_backward(Tape<T>& t, int id) {
+  auto& n = t.node(id);
+  const int x = n.parents[0], W0 = n.parents[1], xa = n.parents[2], A = n.parents[3], B = n.parents[4],
+            th = n.parents[5], sid = n.parents[6];
+  linear_base_backward(t, id, x, W0, static_cast<int>(n.ints[0]));
+  const bool need_p[2] = {t.needs_grad(th), t.needs_grad(sid)};
+  double dp[2];
+  radial_lora::backward(t, id, xa, A, B, need_p, dp);
+  if (need_p[0]) {
+    // ∂L/∂θ = ∂L/∂K · sigmoid(θ), then the published hook clamps it to ±0.01 (Eq. (189)).
+    const double clip = OfficialHypLoRAConstants::theta_grad_clip;
+    double d = dp[0] * static_cast<double>(stable_sigmoid(t.value(th)(0, 0)));
+    d = d < -clip ? -clip : (d > clip ? clip : d);
+    t.grad_acc(th)(0, 0) += static_cast<T>(d);
+  }
+  if (need_p[1]) t.grad_acc(sid)(0, 0) += static_cast<T>(dp[1]);
+}
+
+// ---- official `hyplora_simplified` -------------------------------------------------------------
+
+/// Per-token scalars of the simplified branch. p_0 = k (the raw trainable scalar).
+template <class T>
+struct OfficialSimplifiedRow {
+  T k, sk, gamma;  // sk = √|k|
+
+  // u = 2x/(1 + k|x|²) = c1·x  (Eq. (190)).
+  void input(T n2, T* o) const {
+    using namespace radial_lora;
+    const T d1 = T(1) + k * n2;
+    o[kC1] = T(2) / d1;
+    o[kKappaX] = -T(4) * k / (d1 * d1);
+    o[kBeta0] = -T(2) * n2 / (d1 * d1);
+    o[kBeta1] = T(0);
+  }
+
+  // y0 = √(|y|² + k), out = γ·y/(1 + √|k|·y0)  (Eq. (191)).
+  void output(double q2d, T* o) const {
+    using namespace radial_lora;
+    using std::sqrt;
+    const T y0 = sqrt(static_cast<T>(q2d) + k);
+    const T c3 = T(1) / (T(1) + sk * y0);
+    o[kW] = gamma * c3;
+    o[kKappa] = -gamma * c3 * c3 * sk / y0;
+    o[kAlpha0] = -gamma * c3 * c3 * (y0 / (T(2) * sk) + sk / (T(2) * y0));
+    o[kAlpha1] = T(0);
+  }
+};
+
+// parents: x, W0, x_a, A, B, k [, bias]; ints: {bias id}.
+template <class T>
+void hyplora_official_simplified_backward(Tape<T>& t, int id) {
+  auto& n = t.node(id);
+  const int x = n.parents[0], W0 = n.parents[1], xa = n.parents[2], A = n.parents[3], B = n.parents[4],
+            kid = n.parents[5];
+  linear_base_backward(t, id, x, W0, static_cast<int>(n.ints[0]));
+  const bool need_p[2] = {t.needs_grad(kid), false};
+  double dp[2];
+  radial_lora::backward(t, id, xa, A, B, need_p, dp);
+  if (need_p[0]) t.grad_acc(kid)(0, 0) += static_cast<T>(dp[0]);
+}
+
+}  // namespace detail
+
+/// The published `hyplora` branch (docs/hyplora.md Eq. (175)–(179)), row-wise:
+///   K = softplus(θ) + 1e-6,  R = √K,  n = max(|x_a|, 1e-7),
+///   h = R·sinh(min(n/(sR), 12))·x_a/n,  y = B·A·h,
+///   z0 = √(|y|² + 1/max(K, 1e-6)),  q = max(|y|, 1e-7),  θ' = z0/R,
+///   g = √(2·max(θ'−1, 1e-6)) if θ' < 1.01 else arcosh(max(θ', 1+1e-7)),
+///   z = x·W0ᵀ (+ b) + γ·R·g·y/q            (no multiplication by s).
+///   x, x_a: (N, D_in)  W0: (D_out, D_in)  A: (R, D_in)  B: (D_out, R)  θ, s: (1, 1)  b: (1, D_out)
+/// The backward is what autograd gives for that code (Eq. (184)–(189)), including zero gradients
+/// past the clamps, and the published hook: this node's contribution to ∂L/∂θ is clamped to
+/// [−0.01, 0.01] in each backward call (the hook clamps θ's total gradient per call; with one
+/// HypLoRA node per θ the two agree). γ = α/r. Throws value_error for a non-finite θ, s = 0 or a
+/// non-finite s, or a non-finite input row.
+template <class T>
+Var<T> hyplora_official_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T> theta, Var<T> s,
+                               double gamma, Var<T> bias = Var<T>{}) {
+  using namespace detail;
+  const char* op = "hyplora_official_linear";
+  Tape<T>& t = *x.tape;
+  const int b = bias.valid() ? bias.id : -1;
+  radial_lora::check_shapes(op, x, W0, x_a, A, B, b, {{"theta", theta}, {"s", s}});
+  const T th = theta.value()(0, 0), sv = s.value()(0, 0);
+  if (!std::isfinite(static_cast<double>(th))) radial_lora::throw_value(op, "theta must be finite", th);
+  if (!(sv != T(0)) || !std::isfinite(static_cast<double>(sv)))
+    radial_lora::throw_value(op, "feature scale s must be finite and non-zero", sv);
+  const T K = SoftplusF::f(th, T(0), T(0)) + T(OfficialHypLoRAConstants::k_eps);
+  const int id = t.push(op, x.rows(), W0.rows(), &hyplora_official_backward<T>,
+                        {x.id, W0.id, x_a.id, A.id, B.id, theta.id, s.id});
+  if (b >= 0) t.add_parent(id, b);
+  auto& n = t.node(id);
+  n.ints.assign(1, b);
+  n.attrs[0] = gamma;
+  linear_base_forward(t, id, x.id, W0.id, b);
+  const OfficialRow<T> row{K, static_cast<T>(std::sqrt(K)), sv, static_cast<T>(gamma)};
+  radial_lora::forward(t, id, x_a.id, A.id, B.id, row, op);
+  return Var<T>{&t, id};
+}
+
+/// The published `hyplora_simplified` branch (docs/hyplora.md Eq. (190)–(193)), row-wise, with
+/// k the raw trainable scalar (no softplus):
+///   u = 2x_a/(1 + k|x_a|²),  y = B·A·u,  y0 = √(|y|² + k),
+///   z = x·W0ᵀ (+ b) + γ·y/(1 + √|k|·y0).
+///   x, x_a: (N, D_in)  W0: (D_out, D_in)  A: (R, D_in)  B: (D_out, R)  k: (1, 1)  b: (1, D_out)
+/// Step 1 is the inverse stereographic projection onto the sphere, not the hyperboloid; k is used
+/// as K in y0 and as c in the last step (docs/hyplora.md §4). Transcribed as published for
+/// k > 0; k ≤ 0 (where the published code divides by zero or takes √ of a negative number, and
+/// whose gradient at k = 0 is NaN) throws value_error.
+template <class T>
+Var<T> hyplora_official_simplified_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T> k,
+                                          double gamma, Var<T> bias = Var<T>{}) {
+  using namespace detail;
+  const char* op = "hyplora_official_simplified_linear";
+  Tape<T>& t = *x.tape;
+  const int b = bias.valid() ? bias.id : -1;
+  radial_lora::check_shapes(op, x, W0, x_a, A, B, b, {{"k", k}});
+  const T kv = k.value()(0, 0);
+  if (!(kv > T(0)) || !std::isfinite(static_cast<double>(kv)))
+    radial_lora::throw_value(op, "k must be finite and > 0", kv);
+  const int id = t.push(op, x.rows(), W0.rows(), &hyplora_official_simplified_backward<T>,
+                        {x.id, W0.id, x_a.id, A.id, B.id, k.id});
+  if (b >= 0) t.add_parent(id, b);
+  auto& n = t.node(id);
+  n.ints.assign(1, b);
+  n.attrs[0] = gamma;
+  linear_base_forward(t, id, x.id, W0.id, b);
+  using std::abs;
+  using std::sqrt;
+  const OfficialSimplifiedRow<T> row{kv, sqrt(abs(kv)), static_cast<T>(gamma)};
+  radial_lora::forward(t, id, x_a.id, A.id, B.id, row, op);
+  return Var<T>{&t, id};
+}
+
+}  // namespace hyplora::ad
