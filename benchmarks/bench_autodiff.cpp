@@ -19,75 +19,7 @@
 #include <hyplora/autodiff/ops_reduce.hpp>
 #include <hyplora/autodiff/tape.hpp>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
-// ---- live-byte counter -------------------------------------------------------------------------
-// Global operator new/delete are replaced; Eigen allocates with std::malloc, so on glibc malloc,
-// realloc and free are interposed too and every heap byte is counted (malloc_usable_size).
-namespace {
-std::atomic<long long> g_live{0};
-std::atomic<long long> g_peak{0};
-std::atomic<long long> g_count{0};
-void note_alloc(long long bytes) {
-  const long long now = g_live.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-  long long peak = g_peak.load(std::memory_order_relaxed);
-  while (now > peak && !g_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
-  }
-  g_count.fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace
-
-#if defined(__GLIBC__)
-#define HYPLORA_BENCH_COUNTS_MALLOC 1
-extern "C" {
-void* __libc_malloc(std::size_t);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void __libc_free(void*);
-void* malloc(std::size_t n) {
-  void* p = __libc_malloc(n);
-  if (p) note_alloc(static_cast<long long>(malloc_usable_size(p)));
-  return p;
-}
-void* calloc(std::size_t n, std::size_t s) {
-  void* p = __libc_calloc(n, s);
-  if (p) note_alloc(static_cast<long long>(malloc_usable_size(p)));
-  return p;
-}
-void* realloc(void* q, std::size_t n) {
-  const long long old = q ? static_cast<long long>(malloc_usable_size(q)) : 0;
-  void* p = __libc_realloc(q, n);
-  if (p) {
-    g_live.fetch_sub(old, std::memory_order_relaxed);
-    note_alloc(static_cast<long long>(malloc_usable_size(p)));
-  }
-  return p;
-}
-void free(void* p) {
-  if (p) g_live.fetch_sub(static_cast<long long>(malloc_usable_size(p)), std::memory_order_relaxed);
-  __libc_free(p);
-}
-}
-#endif
-
-namespace {
-void* counted_new(std::size_t n) {
-  void* p = std::malloc(n == 0 ? 1 : n);
-  if (!p) throw std::bad_alloc();
-#if !defined(HYPLORA_BENCH_COUNTS_MALLOC)
-  note_alloc(static_cast<long long>(n));
-#endif
-  return p;
-}
-}  // namespace
-void* operator new(std::size_t n) { return counted_new(n); }
-void* operator new[](std::size_t n) { return counted_new(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#include "support/alloc_counter.hpp"  // live/peak heap bytes and allocation count
 
 namespace {
 using hyplora::Index;
@@ -192,13 +124,13 @@ void MlpStep_Memory(benchmark::State& state) {
       t.backward(loss);
       return loss.item();
     };
-    const long long live0 = g_live.load();
-    g_peak = live0;
+    const long long live0 = hyplora::testing::live_bytes();
+    hyplora::testing::reset_peak();
     benchmark::DoNotOptimize(step());
-    peak = static_cast<double>(g_peak.load() - live0);
-    const long long count0 = g_count.load();
+    peak = static_cast<double>(hyplora::testing::peak_bytes() - live0);
+    const long long count0 = hyplora::testing::allocations();
     benchmark::DoNotOptimize(step());  // steady state: should allocate nothing
-    steady_allocs = static_cast<double>(g_count.load() - count0);
+    steady_allocs = static_cast<double>(hyplora::testing::allocations() - count0);
     required = 0;
     for (int id = 0; id < t.size(); ++id) {
       const auto& n = t.node(id);

@@ -17,66 +17,7 @@
 #include <hyplora/autodiff/ops_shape.hpp>
 #include <hyplora/autodiff/tape.hpp>
 
-// ---- allocation counter ------------------------------------------------------------------------
-// Global operator new/delete are replaced so every C++ allocation is counted while g_counting is
-// set. Eigen allocates through std::malloc, not operator new, so on glibc malloc/calloc/realloc
-// are interposed as well (skipped under sanitizers, which interpose them themselves).
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_allocs{0};
-}  // namespace
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define HYPLORA_TEST_NO_MALLOC_HOOK 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define HYPLORA_TEST_NO_MALLOC_HOOK 1
-#endif
-
-#if defined(__GLIBC__) && !defined(HYPLORA_TEST_NO_MALLOC_HOOK)
-#define HYPLORA_TEST_COUNTS_MALLOC 1
-extern "C" {
-void* __libc_malloc(std::size_t);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void* malloc(std::size_t n) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
-  return __libc_malloc(n);
-}
-void* calloc(std::size_t n, std::size_t s) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
-  return __libc_calloc(n, s);
-}
-void* realloc(void* p, std::size_t n) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
-  return __libc_realloc(p, n);
-}
-}
-#endif
-
-namespace {
-void* counted_new(std::size_t n) {
-#if !defined(HYPLORA_TEST_COUNTS_MALLOC)
-  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
-#endif
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;  // counted by the malloc hook when present
-  throw std::bad_alloc();
-}
-}  // namespace
-void* operator new(std::size_t n) { return counted_new(n); }
-void* operator new[](std::size_t n) { return counted_new(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try { return counted_new(n); } catch (...) { return nullptr; }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  try { return counted_new(n); } catch (...) { return nullptr; }
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#include "support/alloc_counter.hpp"  // this executable's global allocation counter
 
 namespace {
 using hyplora::MatrixR;
@@ -89,9 +30,8 @@ using M = MatrixR<double>;
 
 /// Counts allocations in its lifetime.
 struct AllocScope {
-  AllocScope() { g_allocs = 0; g_counting = true; }
-  ~AllocScope() { g_counting = false; }
-  long count() const { return g_allocs.load(); }
+  long long start = hyplora::testing::allocations();
+  long count() const { return static_cast<long>(hyplora::testing::allocations() - start); }
 };
 
 // Deterministic uniform numbers in [-1, 1) (splitmix64), independent of the standard library.

@@ -12,9 +12,8 @@
 
 #include <hyplora/optim/adamw.hpp>
 
-#include "optim/alloc_counter.hpp"
+#include "support/alloc_counter.hpp"
 
-using optim_test::g_news;
 
 namespace {
 
@@ -173,7 +172,7 @@ TEST_CASE("AdamW: frozen parameters get no state; invalid configurations throw")
 }
 
 TEST_CASE("AdamW: step() allocates nothing") {
-  REQUIRE(optim_test::counter_works());
+  REQUIRE(hyplora::testing::counter_works());
 
   hyplora::ad::ParameterStore<float> store;
   auto w = store.add("w", 64, 32);
@@ -184,7 +183,7 @@ TEST_CASE("AdamW: step() allocates nothing") {
   AdamW<float> opt(store, cfg);
   store.grad(w).setConstant(0.5f);
   opt.step();
-  const long before = g_news.load();
+  const long long before = hyplora::testing::allocations();
   for (int t = 0; t < 10; ++t) opt.step();
-  CHECK(g_news.load() == before);
+  CHECK(hyplora::testing::allocations() == before);
 }

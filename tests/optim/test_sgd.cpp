@@ -11,9 +11,8 @@
 
 #include <hyplora/optim/sgd.hpp>
 
-#include "optim/alloc_counter.hpp"
+#include "support/alloc_counter.hpp"
 
-using optim_test::g_news;
 
 namespace {
 
@@ -142,7 +141,7 @@ TEST_CASE("SGD: invalid configurations throw value_error") {
 }
 
 TEST_CASE("SGD: step() allocates nothing") {
-  REQUIRE(optim_test::counter_works());
+  REQUIRE(hyplora::testing::counter_works());
 
   Store store;
   auto w = store.add("w", 64, 32);
@@ -157,8 +156,8 @@ TEST_CASE("SGD: step() allocates nothing") {
   store.grad(w).setConstant(0.5);
   store.grad(u).setConstant(-0.5);
   opt.step();
-  const long before = g_news.load();
+  const long long before = hyplora::testing::allocations();
   for (int t = 0; t < 10; ++t) opt.step();
-  const long after = g_news.load();
+  const long long after = hyplora::testing::allocations();
   CHECK(after == before);
 }
