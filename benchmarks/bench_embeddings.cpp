@@ -36,7 +36,7 @@ void BM_NounEdges(benchmark::State& state, emb::Model model) {
   opt.optimizer = emb::Optimizer::rsgd;
   opt.dim = 10;
   opt.burnin = 0;
-  opt.lr = 0.3;
+  opt.lr = 0.1;  // the example's default (docs/embeddings.md)
   auto e = emb::init_embedding<double>(g->n, opt);
   const std::int64_t n_edges = 20000;
   int epoch = 0;

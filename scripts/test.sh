@@ -17,7 +17,7 @@ bash scripts/bootstrap.sh
 jobs=$(nproc)
 case "$mode" in
   release) dir=build; cfg=(-DCMAKE_BUILD_TYPE=Release) ;;
-  asan) dir=build-asan; cfg=(-DCMAKE_BUILD_TYPE=Debug -DHYPLORA_SANITIZE=address,undefined
+  asan) dir=build-asan; cfg=(-DCMAKE_BUILD_TYPE=Debug -DHYPLORA_SANITIZE=address,undefined -DHYPLORA_BUILD_EXAMPLES=OFF
                              -DHYPLORA_ENABLE_CUDA=OFF -DHYPLORA_BUILD_BENCHMARKS=OFF) ;;
   clang) dir=build-clang; cfg=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++
                                -DHYPLORA_ENABLE_CUDA=OFF) ;;

@@ -2,7 +2,7 @@
 """One GPT training step, hyplora (hyplora-finetune bench-step) vs PyTorch, side by side.
 
     python3 benchmarks/compare/torch_gpt.py build/examples/transformer/hyplora-finetune \
-        [--threads N] [--rounds 5] [--iters 3] [--warmup 2] [--modes full,lora,hyplora] [-- C++ options]
+        [--threads N] [--rounds 5] [--iters 3] [--warmup 2] [--modes full,lora,hyplora] [-- bench-step options, e.g. --width 256 --batch 8]
 
 The model is examples/transformer/model.hpp written in plain torch: byte vocabulary V = 256,
 learned token + position embeddings, pre-norm blocks (layer norm eps 1e-5, or RMS norm), causal
@@ -19,7 +19,8 @@ with σ = σ_out = √C and K = 1 as the example's AdaptedLinear config (values 
 
 Timing: the script runs the C++ binary and a fresh torch subprocess per (round, mode), alternating
 which goes first, with the same thread count (OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = N for C++,
-torch.set_num_threads(N) for torch); ms/step is the median over all rounds × iters timed steps.
+torch.set_num_threads(N) for torch; C++ also OMP_WAIT_POLICY=PASSIVE unless set, see main());
+ms/step is the median over all rounds × iters timed steps.
 Peak memory: C++ VmHWM of its process (bench-step, one process per mode); torch ru_maxrss of its
 fresh subprocess (tracemalloc cannot see torch's allocator). "base" is the RSS before the model is
 built (the C++ binary, or the imported torch libraries), so peak − base is the step's own memory.
@@ -186,8 +187,10 @@ def main():
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
-    ap.add_argument("cxx_args", nargs="*", help="passed to bench-step (e.g. --width 256 --batch 8)")
-    a = ap.parse_args()
+    argv = sys.argv[1:]
+    cxx_args = argv[argv.index("--") + 1:] if "--" in argv else []  # after "--": bench-step options
+    a = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    a.cxx_args = cxx_args
     if a.worker:
         worker(a.worker, json.loads(a.config), a.threads, a.iters, a.warmup)
         return
@@ -197,6 +200,10 @@ def main():
             sys.exit(f"torch_gpt.py: unknown mode '{m}' (expected {', '.join(MODES)})")
 
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
+    # C++ only: the library's OpenMP team and OpenBLAS's own pthreads take turns inside a step, and
+    # spinning OpenMP workers (libgomp's default) starve the GEMM threads: with 2 threads on 2
+    # cores a LoRA step measured 2.9 s active vs 0.31 s passive (0.19 s with 1 thread).
+    cxx_env = dict(env, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
     cfg = run_json([a.binary, "bench-step", "--print-config", *a.cxx_args], env)
 
     import torch
@@ -204,7 +211,8 @@ def main():
     print("== torch", torch.__version__, "==")
     print(torch.__config__.show().strip())
     print(torch.__config__.parallel_info().strip())
-    print(f"threads: {a.threads} (torch.set_num_threads; C++ OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = {a.threads}); "
+    print(f"threads: {a.threads} (torch.set_num_threads; C++ OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = {a.threads}, "
+          f"OMP_WAIT_POLICY = {cxx_env['OMP_WAIT_POLICY']}); "
           f"load average now {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print("config:", json.dumps(cfg))
 
@@ -221,7 +229,7 @@ def main():
             if rnd % 2:
                 runs.reverse()  # alternate which side runs first, so drift hits both alike
             for side, cmd in runs:
-                j = run_json(cmd, env)
+                j = run_json(cmd, cxx_env if side == "hyplora" else env)
                 if side == "hyplora":
                     r = j["modes"][m]
                     cxx[m] += r["ms"]

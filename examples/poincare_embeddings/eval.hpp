@@ -4,6 +4,10 @@
 // (u, neighbour) pairs; AP(u) = mean over u's neighbours p of precision at p's position, i.e.
 // (#neighbours at distance <= d(u,p)) / (that + #non-neighbours strictly closer); MAP = mean AP.
 // docs/embeddings.md Eq. (E5)–(E6).
+// Which nodes count as u's neighbours: `Relation::symmetric` (ancestors and descendants, the
+// default: "related" as the paper's text reads) or `Relation::directed` (ancestors only, every
+// other node a negative, descendants included: what N&K's reference code computes, since its
+// adjacency is built from the directed (child, ancestor) rows; the root is then not evaluated).
 #pragma once
 
 #include <algorithm>
@@ -15,6 +19,8 @@
 namespace hyplora {
 namespace examples {
 namespace emb {
+
+enum class Relation { symmetric, directed };
 
 struct Reconstruction {
   double mean_rank = 0.0;
@@ -28,7 +34,9 @@ struct Reconstruction {
 /// and each non-neighbour is binary-searched into them, so no (N) sort is needed.
 template <class DistFn>
 Reconstruction evaluate_reconstruction(const Graph& g, DistFn&& dist,
-                                       const std::vector<node_t>& nodes = {}) {
+                                       const std::vector<node_t>& nodes = {},
+                                       Relation rel = Relation::symmetric) {
+  const auto& neighbours = rel == Relation::symmetric ? g.adj : g.out;
   std::vector<node_t> us = nodes;
   if (us.empty())
     for (node_t u = 0; u < g.n; ++u) us.push_back(u);
@@ -38,7 +46,7 @@ Reconstruction evaluate_reconstruction(const Graph& g, DistFn&& dist,
 #pragma omp parallel for schedule(dynamic, 16) reduction(+ : rank_sum, ap_sum, n_nodes, n_pairs)
   for (std::int64_t k = 0; k < nu; ++k) {
     const node_t u = us[static_cast<std::size_t>(k)];
-    const auto& nb = g.adj[static_cast<std::size_t>(u)];
+    const auto& nb = neighbours[static_cast<std::size_t>(u)];
     if (nb.empty()) continue;
     std::vector<double> pos(nb.size());
     for (std::size_t i = 0; i < nb.size(); ++i) pos[i] = dist(u, nb[i]);

@@ -18,12 +18,14 @@ namespace emb {
 using node_t = std::int32_t;
 
 /// N nodes, E directed closure edges (child, ancestor), and for every node the sorted list of
-/// nodes it shares an edge with in either direction. Negatives and the evaluation both use the
-/// symmetric adjacency: a node's ancestors and descendants are its neighbours (docs/embeddings.md).
+/// nodes it shares an edge with in either direction (`adj`: ancestors and descendants) and the
+/// sorted list of its out-neighbours (`out`: its ancestors). Training negatives and the default
+/// evaluation use `adj`; N&K's code evaluates with `out` (docs/embeddings.md, "Evaluation").
 struct Graph {
   Index n = 0;
   std::vector<std::pair<node_t, node_t>> edges;
   std::vector<std::vector<node_t>> adj;
+  std::vector<std::vector<node_t>> out;
   std::vector<std::string> names;  ///< optional labels (empty or n entries)
 
   bool adjacent(node_t u, node_t v) const {
@@ -39,12 +41,14 @@ struct Graph {
     std::sort(edges.begin(), edges.end());
     edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
     g.adj.assign(static_cast<std::size_t>(n), {});
+    g.out.assign(static_cast<std::size_t>(n), {});
     for (const auto& e : edges) {
       if (e.first < 0 || e.first >= n || e.second < 0 || e.second >= n || e.first == e.second)
         throw value_error("Graph::from_edges: bad edge (" + std::to_string(e.first) + ", " +
                           std::to_string(e.second) + ") for n = " + std::to_string(n));
       g.adj[static_cast<std::size_t>(e.first)].push_back(e.second);
       g.adj[static_cast<std::size_t>(e.second)].push_back(e.first);
+      g.out[static_cast<std::size_t>(e.first)].push_back(e.second);  // edges are sorted: out is too
     }
     for (auto& a : g.adj) {
       std::sort(a.begin(), a.end());

@@ -1,10 +1,12 @@
 // poincare_embeddings — WordNet reconstruction (Nickel & Kiela 2017) in the Poincaré ball or
 // the Lorentz model, RSGD or Riemannian Adam. See docs/embeddings.md.
 //   poincare_embeddings [--root mammal.n.01] [--model poincare|lorentz|both]
-//       [--optim rsgd|radam] [--dim 10] [--epochs 50] [--burnin 10] [--lr 0.3] [--neg 50]
+//       [--optim rsgd|radam] [--dim 10] [--epochs 50] [--burnin 10] [--lr 0.1 (radam: 0.02)] [--neg 50]
 //       [--threads 0] [--seed 0] [--eval-nodes 0] [--eval-every 0] [--max-edges 0]
+//       [--lr-decay 0] [--beta1 0.9] [--both-directions 0 (radam: 1)] [--negatives-from related|ancestors]
 //       [--svg mammals.svg] [--wordnet /usr/share/wordnet]
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 #include <exception>
 #include <random>
@@ -29,9 +31,12 @@ struct Args {
   std::int64_t max_edges = 0;
 };
 
+constexpr double kRadamLr = 0.02;
+
 Args parse(int argc, char** argv) {
   Args a;
-  a.opt.lr = 0.3;
+  bool lr_given = false, both_given = false;
+  a.opt.optimizer = emb::Optimizer::rsgd;
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     if (k == "--help" || k == "-h") {
@@ -46,8 +51,16 @@ Args parse(int argc, char** argv) {
     else if (k == "--dim") a.opt.dim = std::stol(v);
     else if (k == "--epochs") a.opt.epochs = std::stoi(v);
     else if (k == "--burnin") a.opt.burnin = std::stoi(v);
-    else if (k == "--lr") a.opt.lr = std::stod(v);
+    else if (k == "--lr") a.opt.lr = std::stod(v), lr_given = true;
     else if (k == "--neg") a.opt.negatives = std::stoi(v);
+    else if (k == "--lr-decay") a.opt.lr_decay = v != "0";
+    else if (k == "--beta1") a.opt.beta1 = std::stod(v);
+    else if (k == "--both-directions") a.opt.both_directions = v != "0", both_given = true;
+    else if (k == "--negatives-from") {
+      if (v != "ancestors" && v != "related")
+        throw hyplora::value_error("--negatives-from must be ancestors or related, got " + v);
+      a.opt.directed_negatives = v == "ancestors";
+    }
     else if (k == "--threads") a.opt.threads = std::stoi(v);
     else if (k == "--seed") a.opt.seed = std::stoull(v);
     else if (k == "--eval-nodes") a.eval_nodes = std::stol(v);
@@ -58,7 +71,12 @@ Args parse(int argc, char** argv) {
     else throw hyplora::value_error("unknown option " + k);
   }
   if (a.optim == "rsgd") a.opt.optimizer = emb::Optimizer::rsgd;
-  else if (a.optim == "radam") a.opt.optimizer = emb::Optimizer::radam;
+  else if (a.optim == "radam") {
+    // Riemannian Adam's defaults (docs/embeddings.md): a smaller rate, both directions (E4').
+    a.opt.optimizer = emb::Optimizer::radam;
+    if (!lr_given) a.opt.lr = kRadamLr;
+    if (!both_given) a.opt.both_directions = true;
+  }
   else throw hyplora::value_error("--optim must be rsgd or radam, got " + a.optim);
   if (a.model != "poincare" && a.model != "lorentz" && a.model != "both")
     throw hyplora::value_error("--model must be poincare, lorentz or both, got " + a.model);
@@ -112,33 +130,42 @@ int main(int argc, char** argv) try {
   std::vector<emb::Model> models;
   if (a.model != "lorentz") models.push_back(emb::Model::poincare);
   if (a.model != "poincare") models.push_back(emb::Model::lorentz);
-  std::printf("\n| model    | optim | dim | epochs | MAP    | mean rank | s/epoch | edges/s   |\n"
-              "|----------|-------|-----|--------|--------|-----------|---------|-----------|\n");
+  std::printf("\n| model    | optim | dim | epochs | MAP    | mean rank | MAP dir | rank dir  | s/epoch | edges/s   |\n"
+              "|----------|-------|-----|--------|--------|-----------|--------|-----------|---------|-----------|\n");
   std::vector<std::string> rows;
   for (emb::Model m : models) {
     a.opt.model = m;
     emb::Embedding<double> e = emb::init_embedding<double>(g.n, a.opt);
     double secs = 0.0;
+    const std::clock_t cpu0 = std::clock();  // CPU time too: the 2-core machine is shared
     std::int64_t edges_done = 0;
-    const auto evaluate = [&] {
-      return emb::evaluate_reconstruction(g, [&](emb::node_t x, emb::node_t y) { return e.dist(x, y); }, eval_nodes);
+    const auto evaluate = [&](emb::Relation rel) {
+      return emb::evaluate_reconstruction(g, [&](emb::node_t x, emb::node_t y) { return e.dist(x, y); },
+                                          eval_nodes, rel);
     };
     for (int ep = 0; ep < a.opt.epochs; ++ep) {
       const std::string label = std::string(emb::model_name(m)) + " epoch " + std::to_string(ep + 1);
       const emb::EpochStats st = emb::train_epoch(e, g, a.opt, ep, a.max_edges, label.c_str());
       secs += st.seconds;
-      edges_done += static_cast<std::int64_t>(st.edges_per_s * st.seconds + 0.5);
+      edges_done += st.pairs;
       if (a.eval_every > 0 && (ep + 1) % a.eval_every == 0) {
-        const emb::Reconstruction r = evaluate();
-        std::fprintf(stderr, "%s epoch %d: loss %.4f, %.2f s, %.0f edges/s, MAP %.4f, mean rank %.2f\n",
-                     emb::model_name(m), ep + 1, st.loss, st.seconds, st.edges_per_s, r.map, r.mean_rank);
+        const emb::Reconstruction r = evaluate(emb::Relation::symmetric);
+        const emb::Reconstruction rd = evaluate(emb::Relation::directed);
+        std::fprintf(stderr, "%s epoch %d: loss %.4f, %.2f s, %.0f edges/s, MAP %.4f, mean rank %.2f "
+                     "(directed: MAP %.4f, mean rank %.2f)\n", emb::model_name(m), ep + 1, st.loss,
+                     st.seconds, st.edges_per_s, r.map, r.mean_rank, rd.map, rd.mean_rank);
       }
     }
-    const emb::Reconstruction r = evaluate();
+    const double cpu = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC;
+    std::fprintf(stderr, "%s: training %.1f s wall, %.1f s CPU (all threads, with --eval-every evaluations)\n",
+                 emb::model_name(m), secs, cpu);
+    const emb::Reconstruction r = evaluate(emb::Relation::symmetric);
+    const emb::Reconstruction rd = evaluate(emb::Relation::directed);
     char line[256];
-    std::snprintf(line, sizeof line, "| %-8s | %-5s | %3lld | %6d | %.4f | %9.2f | %7.3f | %9.0f |",
+    std::snprintf(line, sizeof line, "| %-8s | %-5s | %3lld | %6d | %.4f | %9.2f | %.4f | %9.2f | %7.3f | %9.0f |",
                   emb::model_name(m), emb::optimizer_name(a.opt.optimizer), static_cast<long long>(a.opt.dim),
-                  a.opt.epochs, r.map, r.mean_rank, secs / a.opt.epochs, static_cast<double>(edges_done) / secs);
+                  a.opt.epochs, r.map, r.mean_rank, rd.map, rd.mean_rank, secs / a.opt.epochs,
+                  static_cast<double>(edges_done) / secs);
     std::printf("%s\n", line);
     std::fflush(stdout);
     if (!a.svg.empty() && a.opt.dim == 2) {

@@ -1,7 +1,8 @@
 // examples/poincare_embeddings/trainer.hpp — Poincaré / Lorentz embeddings of a closure graph
 // (Nickel & Kiela 2017, 2018), trained row by row with the manifold row functions.
 //
-// Loss per directed edge (u, v), with negatives v'_1..v'_k (k = 50, v' ≠ u and not adjacent to u):
+// Loss per directed edge (u, v), with negatives v'_1..v'_k (k = 50, v' ≠ u and not related to u;
+// with directed_negatives, only not an ancestor of u, as in N&K's code):
 //   L = d(u, v) + log Σ_{w ∈ {v} ∪ negatives} exp(−d(u, w))       (docs/embeddings.md Eq. (E4))
 // Each edge's gradient is applied at once to the rows it touches (sparse per-row updates), RSGD
 // or Riemannian Adam (docs/math.md §7). Edges are spread over OpenMP threads Hogwild-style:
@@ -50,8 +51,12 @@ struct TrainOptions {
   Optimizer optimizer = Optimizer::radam;
   Index dim = 10;             ///< manifold dimension d (Lorentz rows hold d+1 values)
   double K = 1.0;             ///< curvature −1/K (docs/math.md Eq. (1))
-  double lr = 0.1;
+  double lr = 0.1;            ///< per edge (N&K: 0.3 on the mean of 10 edges, i.e. 0.03 per edge)
   int epochs = 50;            ///< including burn-in
+  bool lr_decay = false;      ///< after burn-in, lr falls linearly to lr/(epochs − burnin), Eq. (E7)
+  bool both_directions = false;  ///< train (ancestor, child) pairs too: better mean rank, lower MAP
+  bool directed_negatives = false;  ///< negatives only avoid u's ancestors (N&K's code), not its
+                                    ///< descendants too; ignored (symmetric) with both_directions
   int burnin = 10;            ///< epochs at lr/burnin_div with degree^0.75 negatives
   double burnin_div = 10.0;
   int negatives = 50;
@@ -65,7 +70,8 @@ struct EpochStats {
   int epoch = 0;
   double loss = 0.0;      ///< mean loss per edge
   double seconds = 0.0;
-  double edges_per_s = 0.0;
+  double edges_per_s = 0.0;  ///< training pairs per second
+  std::int64_t pairs = 0;    ///< training pairs processed (E, or 2E with both_directions)
 };
 
 /// The embedding: one point per row. Poincaré: X (N, d); Lorentz: X (N, d+1), time first.
@@ -203,7 +209,12 @@ T train_edge(Embedding<T>& e, const Graph& g, node_t u, node_t v, T lr, const Tr
   // (the root) simply gets fewer negatives.
   for (int tries = 0; tries < 4 * opt.negatives && static_cast<int>(s.cand.size()) <= opt.negatives; ++tries) {
     const node_t w = sample();
-    if (w != u && !g.adjacent(u, w)) s.cand.push_back(w);
+    if (w == u) continue;
+    const bool related = opt.directed_negatives && !opt.both_directions
+                             ? std::binary_search(g.out[static_cast<std::size_t>(u)].begin(),
+                                                  g.out[static_cast<std::size_t>(u)].end(), w)
+                             : g.adjacent(u, w);
+    if (!related) s.cand.push_back(w);
   }
   const std::size_t k = s.cand.size();
   s.d.resize(k);
@@ -246,6 +257,18 @@ T train_edge(Embedding<T>& e, const Graph& g, node_t u, node_t v, T lr, const Tr
 
 }  // namespace detail
 
+/// The learning rate of epoch `epoch` (0-based), Eq. (E7): lr/burnin_div during burn-in, then
+/// lr·(1 − j/J) for post-burn-in epoch j of J (so the last epoch runs at lr/J), or lr when
+/// lr_decay is off. Decay matters: at a constant rate the embeddings keep drifting outwards
+/// once the loss is small and MAP falls again (docs/embeddings.md, "What was wrong").
+inline double epoch_lr(const TrainOptions& opt, int epoch) {
+  if (epoch < opt.burnin) return opt.lr / opt.burnin_div;
+  if (!opt.lr_decay) return opt.lr;
+  const int J = std::max(1, opt.epochs - opt.burnin);
+  const int j = std::min(epoch - opt.burnin, J - 1);
+  return opt.lr * (1.0 - static_cast<double>(j) / static_cast<double>(J));
+}
+
 /// Trains one epoch (0-based `epoch`; burn-in when epoch < opt.burnin) over `max_edges` edges
 /// of a fresh shuffle (all when <= 0). `progress`: label for the stderr bar, or null.
 template <class T>
@@ -255,8 +278,11 @@ EpochStats train_epoch(Embedding<T>& e, const Graph& g, const TrainOptions& opt,
     throw_shape("train_epoch", "graph nodes", g.n, 1, "embedding", e.X.rows(), e.X.cols());
   const auto t0 = std::chrono::steady_clock::now();
   const bool burn = epoch < opt.burnin;
-  const T lr = static_cast<T>(burn ? opt.lr / opt.burnin_div : opt.lr);
-  std::vector<std::int64_t> order(g.edges.size());
+  const T lr = static_cast<T>(epoch_lr(opt, epoch));
+  // Training pairs: each closure edge (child, ancestor), and with `both_directions` also
+  // (ancestor, child), so that every node also learns to rank its descendants (Eq. (E4')).
+  const std::size_t n_dir = opt.both_directions ? 2 : 1;
+  std::vector<std::int64_t> order(g.edges.size() * n_dir);
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::int64_t>(i);
   std::mt19937_64 shuf(analysis::detail::mix_seed(opt.seed, 1000 + static_cast<std::uint64_t>(epoch)));
   for (std::size_t i = order.size(); i > 1; --i)
@@ -300,8 +326,11 @@ EpochStats train_epoch(Embedding<T>& e, const Graph& g, const TrainOptions& opt,
 #pragma omp for schedule(static)
 #endif
     for (std::int64_t i = 0; i < n_edges; ++i) {
-      const auto& ed = g.edges[static_cast<std::size_t>(order[static_cast<std::size_t>(i)])];
-      loss_sum += static_cast<double>(detail::train_edge(e, g, ed.first, ed.second, lr, opt, sample, s));
+      const auto item = static_cast<std::size_t>(order[static_cast<std::size_t>(i)]);
+      const auto& ed = g.edges[item / n_dir];
+      const bool flip = item % n_dir == 1;
+      loss_sum += static_cast<double>(detail::train_edge(e, g, flip ? ed.second : ed.first,
+                                                         flip ? ed.first : ed.second, lr, opt, sample, s));
       if (progress && tid == 0 && (i & 4095) == 0) {
 #if defined(_OPENMP)
         draw_progress(progress, i * omp_get_num_threads(), n_edges);
@@ -316,6 +345,7 @@ EpochStats train_epoch(Embedding<T>& e, const Graph& g, const TrainOptions& opt,
   EpochStats st;
   st.epoch = epoch;
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  st.pairs = n_edges;
   st.loss = loss_sum / static_cast<double>(n_edges > 0 ? n_edges : 1);
   st.edges_per_s = static_cast<double>(n_edges) / (st.seconds > 0 ? st.seconds : 1e-9);
   return st;

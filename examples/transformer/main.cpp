@@ -265,11 +265,9 @@ RunResult finetune(const Settings& s, const std::string& task, nn::AdapterKind k
   ex::ProgressBar bar(task + "/" + r.adapter, tc.steps);
   const std::int64_t first = tr.step_index();
   const auto t0 = Clock::now();
-  std::size_t answer_tokens = 0;
   for (std::int64_t k = first; k < tc.steps; k = tr.step_index()) {
     ex::qa_batch(data.train, B, T, seed, k, ids, tg);
     const double loss = tr.step(ids, tg, B, T);
-    for (auto x : tg) answer_tokens += x >= 0 ? 1 : 0;
     r.curve.steps.push_back(static_cast<double>(k));
     r.curve.loss.push_back(loss);
     const double sec = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -22,6 +22,8 @@
 #include "hyplora/autodiff/ops_norm.hpp"
 #include "hyplora/autodiff/ops_dropout.hpp"
 #include "hyplora/autodiff/ops_attention.hpp"
+#include "hyplora/autodiff/ops_lorentz.hpp"
+#include "hyplora/autodiff/ops_poincare.hpp"
 #include "hyplora/autodiff/ops_hyplora_official.hpp"
 #include "hyplora/autodiff/ops_hyplora_stereographic.hpp"
 

@@ -2,6 +2,7 @@
 // optimisers), the reconstruction metrics on a hand-made example, and the WordNet mammal counts.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -78,6 +79,66 @@ TEST_CASE("reconstruction metrics on a hand-made example") {
   const emb::Reconstruction one = emb::evaluate_reconstruction(g, dist, {1});
   CHECK(one.n_nodes == 1);
   CHECK(one.map == doctest::Approx(0.5));
+  // Directed (N&K's code): only 1 and 2 have out-neighbours (their ancestor 0); the root is
+  // not evaluated, so the same distances give (1/2 + 1/3)/2 and ranks 2, 3.
+  const emb::Reconstruction dir = emb::evaluate_reconstruction(g, dist, {}, emb::Relation::directed);
+  CHECK(dir.n_nodes == 2);
+  CHECK(dir.n_pairs == 2);
+  CHECK(dir.mean_rank == doctest::Approx(2.5));
+  CHECK(dir.map == doctest::Approx((0.5 + 1.0 / 3.0) / 2.0));
+  // Directed, a descendant is a negative: from 0 nothing is evaluated, and from 1 the
+  // descendant-free ranking is unchanged; on a 3-chain 2 -> 1 -> 0 node 1 ranks 0 against 2.
+  const emb::Graph chain = emb::Graph::from_edges(3, {{2, 1}, {1, 0}, {2, 0}});
+  const double C[3][3] = {{0, 2, 3}, {2, 0, 1}, {3, 1, 0}};
+  const auto cd = [&](emb::node_t a, emb::node_t b) { return C[a][b]; };
+  CHECK(emb::evaluate_reconstruction(chain, cd, {1}, emb::Relation::directed).mean_rank == 2.0);
+  CHECK(emb::evaluate_reconstruction(chain, cd, {1}, emb::Relation::symmetric).mean_rank == 1.0);
+}
+
+TEST_CASE("out-neighbours are the ancestors") {
+  const emb::Graph g = emb::balanced_tree_closure(3, 4);
+  CHECK(g.out[0].empty());
+  REQUIRE(g.out[120].size() == 4);
+  CHECK(std::is_sorted(g.out[120].begin(), g.out[120].end()));
+  CHECK(g.out[120].front() == 0);
+  for (emb::node_t a : g.out[120]) CHECK(g.adjacent(120, a));
+  std::size_t total = 0;
+  for (const auto& o : g.out) total += o.size();
+  CHECK(total == g.edges.size());
+}
+
+TEST_CASE("learning-rate schedule (Eq. (E7))") {
+  emb::TrainOptions opt;
+  opt.lr = 0.2;
+  opt.epochs = 14;
+  opt.burnin = 4;
+  opt.burnin_div = 10.0;
+  opt.lr_decay = false;
+  CHECK(emb::epoch_lr(opt, 0) == doctest::Approx(0.02));
+  CHECK(emb::epoch_lr(opt, 3) == doctest::Approx(0.02));
+  CHECK(emb::epoch_lr(opt, 4) == 0.2);
+  CHECK(emb::epoch_lr(opt, 13) == 0.2);
+  opt.lr_decay = true;  // 10 post-burn-in epochs: 0.2, 0.18, ..., 0.02
+  CHECK(emb::epoch_lr(opt, 3) == doctest::Approx(0.02));
+  CHECK(emb::epoch_lr(opt, 4) == doctest::Approx(0.2));
+  CHECK(emb::epoch_lr(opt, 5) == doctest::Approx(0.18));
+  CHECK(emb::epoch_lr(opt, 13) == doctest::Approx(0.02));
+  CHECK(emb::epoch_lr(opt, 20) == doctest::Approx(0.02));  // past the end: stays at the last rate
+}
+
+TEST_CASE("both directions trains every edge twice") {
+  const emb::Graph g = emb::balanced_tree_closure(2, 3);
+  emb::TrainOptions opt;
+  opt.dim = 3;
+  opt.threads = 1;
+  opt.negatives = 5;
+  opt.optimizer = emb::Optimizer::rsgd;
+  auto e = emb::init_embedding<double>(g.n, opt);
+  CHECK(emb::train_epoch(e, g, opt, 0).pairs == static_cast<std::int64_t>(g.edges.size()));
+  opt.both_directions = true;
+  CHECK(emb::train_epoch(e, g, opt, 1).pairs == static_cast<std::int64_t>(2 * g.edges.size()));
+  CHECK(emb::train_epoch(e, g, opt, 2, 7).pairs == 7);
+  for (Index i = 0; i < e.X.rows(); ++i) CHECK(e.X.row(i).allFinite());
 }
 
 // Riemannian Adam is only checked to halve the loss (inside train_tree): with the settings
@@ -148,4 +209,27 @@ TEST_CASE("WordNet mammal closure: 1,180 nodes, 6,540 edges") {
   bool has_mammal = false;
   for (const auto& n : g.names) has_mammal = has_mammal || n == "mammal.n.01";
   CHECK(has_mammal);
+}
+
+// The goal of docs/embeddings.md, end to end: mammals at dimension 10, Poincaré RSGD with the
+// example's defaults (lr 0.1 per edge, 10 burn-in epochs, negatives unrelated to u), 50 epochs
+// on one thread (deterministic): symmetric MAP >= 0.95. About 3 s of CPU time.
+TEST_CASE("WordNet mammals, dim 10, Poincaré RSGD: MAP >= 0.95 in 50 epochs") {
+  if (!std::filesystem::exists(std::string(hyplora::wordnet::Database::default_dir) + "/data.noun")) {
+    MESSAGE("skipped: WordNet not found at ", hyplora::wordnet::Database::default_dir);
+    return;
+  }
+  const hyplora::wordnet::Database db;
+  const emb::Graph g = emb::wordnet_closure(db, "mammal.n.01", {"tusker.n.01", "female_mammal.n.01"});
+  emb::TrainOptions opt;
+  opt.model = emb::Model::poincare;
+  opt.optimizer = emb::Optimizer::rsgd;
+  opt.dim = 10;
+  opt.epochs = 50;
+  opt.threads = 1;
+  emb::Embedding<double> e = emb::init_embedding<double>(g.n, opt);
+  for (int ep = 0; ep < opt.epochs; ++ep) emb::train_epoch(e, g, opt, ep);
+  const auto r = emb::evaluate_reconstruction(g, [&](emb::node_t a, emb::node_t b) { return e.dist(a, b); });
+  MESSAGE("mammals poincare rsgd: MAP ", r.map, ", mean rank ", r.mean_rank);
+  CHECK(r.map >= 0.95);
 }

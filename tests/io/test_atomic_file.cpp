@@ -132,3 +132,32 @@ TEST_CASE("system failures throw io_error naming the path and the system's reaso
   }
   CHECK_THROWS_AS((void)hyplora::io::read_file(d.path), hyplora::io_error);  // a directory
 }
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+
+// Regression (hardening): a writer killed by SIGKILL cannot remove its temporary file; before the
+// fix every kill left one ".<name>.tmp.<pid>.<n>" behind for good. The next write now removes
+// those of dead processes, and keeps its own process's and other live processes' files.
+TEST_CASE("write_file_atomic removes temporaries left by killed writers, not live ones") {
+  TempDir d;
+  const fs::path target = d.path / "f.bin";
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);  // reaped: its pid names no process now
+  const fs::path dead = d.path / (".f.bin.tmp." + std::to_string(child) + ".0");
+  const fs::path mine = d.path / (".f.bin.tmp." + std::to_string(::getpid()) + ".999999");
+  const fs::path other = d.path / ".g.bin.tmp.1.0";  // another file's temporary: not ours to touch
+  for (const fs::path& p : {dead, mine, other}) std::ofstream(p) << "partial";
+  hyplora::io::write_file_atomic(target, as_bytes("v1"));
+  CHECK_FALSE(fs::exists(dead));
+  CHECK(fs::exists(mine));
+  CHECK(fs::exists(other));
+  CHECK(hyplora::io::read_file(target) == as_bytes("v1"));
+}
+#endif

@@ -92,3 +92,66 @@ TEST_CASE("lorentz dist gradients: coincident and very close points") {
   lr::dist_rgrad(x.data(), y.data(), 3, 1.0, 1.0, r.data());
   CHECK(lr::norm(r.data(), 3) == doctest::Approx(1.0).epsilon(1e-4));
 }
+
+TEST_CASE("lorentz dist_backward_R: with dist_backward, the R-derivative along H matches central differences") {
+  // Keep the spatial parts fixed and let R move: x(R) = π_R(x_s), so
+  // d/dR d(x(R), y(R), R) = dist_backward_R + g_x0·R/x0 + g_y0·R/y0 (∂x0/∂R = R/x0).
+  std::mt19937_64 rng(17);
+  for (double K : {0.2, 1.0, 4.0}) {
+    const double R = std::sqrt(K);
+    for (double scale : {0.01, 0.4, 3.0}) {
+      for (int trial = 0; trial < 6; ++trial) {
+        const int d = 1 + trial % 4;
+        auto x = random_point(rng, d, scale, R);
+        auto y = random_point(rng, d, trial % 2 ? scale : 1.0, R);
+        auto f = [&](double r) {
+          auto a = x, b = y;
+          lr::projx(a.data(), a.data(), d, r);
+          lr::projx(b.data(), b.data(), d, r);
+          return lr::dist(a.data(), b.data(), d, r);
+        };
+        std::vector<double> gx(static_cast<std::size_t>(d + 1)), gy(gx.size());
+        lr::dist_backward(x.data(), y.data(), d, R, 0.7, gx.data(), gy.data());
+        const double an = lr::dist_backward_R(x.data(), y.data(), d, R, 0.7) + gx[0] * R / x[0] + gy[0] * R / y[0];
+        const double h = 1e-6 * R;
+        const double fd = 0.7 * (f(R + h) - f(R - h)) / (2 * h);
+        CAPTURE(K); CAPTURE(scale); CAPTURE(d);
+        CHECK(std::abs(an - fd) <= 1e-6 * (1.0 + std::abs(fd)));
+      }
+    }
+  }
+  const auto x = random_point(rng, 3, 0.5, 1.0);
+  CHECK(lr::dist_backward_R(x.data(), x.data(), 3, 1.0, 1.0) == 0.0);  // the cone point: 0
+}
+
+TEST_CASE("lorentz dist0_backward matches central differences in x_s and R; 0 at o") {
+  std::mt19937_64 rng(23);
+  for (double K : {0.3, 1.0, 5.0}) {
+    const double R = std::sqrt(K);
+    for (double scale : {1e-4, 0.05, 0.8, 20.0}) {  // τ from ~1e-4 (series side of D2) to ~40
+      const int d = 3;
+      auto x = random_point(rng, d, scale, R);
+      std::vector<double> gx(static_cast<std::size_t>(d + 1));
+      double gR = 0.0;
+      lr::dist0_backward(x.data(), d, R, 1.3, gx.data(), &gR);
+      CHECK(gx[0] == 0.0);
+      for (int i = 1; i <= d; ++i) {
+        const double h = 1e-5 * std::sqrt(x[1] * x[1] + x[2] * x[2] + x[3] * x[3]);  // d0 has a cone at o
+        auto p = x, m = x;
+        p[static_cast<std::size_t>(i)] += h;
+        m[static_cast<std::size_t>(i)] -= h;
+        const double fd = 1.3 * (lr::dist0(p.data(), d, R) - lr::dist0(m.data(), d, R)) / (2 * h);
+        CHECK(std::abs(gx[static_cast<std::size_t>(i)] - fd) <= 1e-7 * (1.0 + std::abs(fd)));
+      }
+      const double h = 1e-6 * R;
+      const double fd = 1.3 * (lr::dist0(x.data(), d, R + h) - lr::dist0(x.data(), d, R - h)) / (2 * h);
+      CAPTURE(K); CAPTURE(scale);
+      CHECK(std::abs(gR - fd) <= 1e-7 * (1.0 + std::abs(fd)));
+    }
+  }
+  std::vector<double> o{1.0, 0.0, 0.0}, g(3, 9.0);
+  double gR = 9.0;
+  lr::dist0_backward(o.data(), 2, 1.0, 1.0, g.data(), &gR);
+  CHECK(g == std::vector<double>{0.0, 0.0, 0.0});
+  CHECK(gR == 0.0);
+}

@@ -82,3 +82,48 @@ TEST_CASE("poincare dist_backward: coincident points give 0, g scales, null outp
   pr::egrad2rgrad(x.data(), a.data(), rg.data(), 3, 1.0);
   CHECK(pr::tangent_norm(x.data(), rg.data(), 3, 1.0) == doctest::Approx(1.0).epsilon(1e-10));
 }
+
+TEST_CASE("poincare radial_backward_K and dist_backward_K match central differences in K") {
+  std::mt19937_64 rng(29);
+  for (double K : {0.3, 1.0, 4.0}) {
+    const double R = std::sqrt(K);
+    // |v|/R from the series side of T1/A1 to the saturated / clamped branches.
+    for (double t : {1e-3, 0.05, 0.5, 0.9, 1.5, 20.0}) {
+      const int d = 3;
+      const auto v = random_point(rng, d, t * R);
+      const auto g = random_point(rng, d, 1.0);
+      for (int which = 0; which < 2; ++which) {  // 0: exp_0, 1: log_0
+        if (which == 1 && t > 2.0) continue;
+        std::vector<double> out(3), outp(3), outm(3);
+        const pr::Radial<double> s = which == 0 ? pr::expmap0(v.data(), out.data(), d, K) : pr::logmap0(v.data(), out.data(), d, K);
+        const double an = pr::radial_backward_K(v.data(), g.data(), d, K, s);
+        const double h = 1e-6 * K;
+        if (which == 0) {
+          pr::expmap0(v.data(), outp.data(), d, K + h);
+          pr::expmap0(v.data(), outm.data(), d, K - h);
+        } else {
+          pr::logmap0(v.data(), outp.data(), d, K + h);
+          pr::logmap0(v.data(), outm.data(), d, K - h);
+        }
+        double fd = 0.0;
+        for (int i = 0; i < d; ++i) fd += g[static_cast<std::size_t>(i)] * (outp[static_cast<std::size_t>(i)] - outm[static_cast<std::size_t>(i)]) / (2 * h);
+        CAPTURE(K); CAPTURE(t); CAPTURE(which);
+        CHECK(std::abs(an - fd) <= 1e-7 * (1.0 + std::abs(fd)));
+      }
+    }
+    for (double rx : {0.0, 0.3, 0.9}) {
+      for (double ry : {0.1, 0.6, 0.97}) {
+        const auto x = random_point(rng, 4, rx * R);
+        const auto y = random_point(rng, 4, ry * R);
+        const double an = pr::dist_backward_K(x.data(), y.data(), 4, K, 0.8);
+        const double h = 1e-6 * K;
+        const double fd = 0.8 * (pr::dist(x.data(), y.data(), 4, K + h) - pr::dist(x.data(), y.data(), 4, K - h)) / (2 * h);
+        CAPTURE(K); CAPTURE(rx); CAPTURE(ry);
+        CHECK(std::abs(an - fd) <= 1e-6 * (1.0 + std::abs(fd)));
+        CHECK(an <= 0.0);  // both terms of the formula are <= 0
+      }
+    }
+  }
+  const std::vector<double> x{0.1, -0.2, 0.3};
+  CHECK(pr::dist_backward_K(x.data(), x.data(), 3, 1.0, 1.0) == 0.0);
+}

@@ -22,6 +22,7 @@
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #define HYPLORA_IO_POSIX 1
@@ -82,6 +83,38 @@ class FileSink {
   std::uint64_t written_ = 0;
 };
 
+#if HYPLORA_IO_POSIX
+namespace detail {
+/// Removes ".<name>.tmp.<pid>.<n>" files beside `path` left by writers that were killed (SIGKILL,
+/// power loss) before their cleanup ran: only those whose <pid> is no live process, never this
+/// process's own. Without it, a writer killed repeatedly piles up one orphan per kill.
+/// Best effort: errors are ignored (the write itself reports real failures).
+inline void remove_stale_temporaries(const std::filesystem::path& dir, const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  const std::string prefix = "." + path.filename().string() + ".tmp.";
+  const long self = static_cast<long>(::getpid());
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::size_t dot = name.find('.', prefix.size());
+    if (dot == std::string::npos || dot == prefix.size()) continue;
+    long pid = 0;
+    bool digits = true;
+    for (std::size_t i = prefix.size(); i < dot && digits; ++i) {
+      digits = name[i] >= '0' && name[i] <= '9' && pid < 100'000'000L;
+      pid = pid * 10 + (name[i] - '0');
+    }
+    if (!digits || pid <= 0 || pid == self) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      std::error_code rm;
+      fs::remove(it->path(), rm);
+    }
+  }
+}
+}  // namespace detail
+#endif
+
 /// Atomically replace `path` with what `writer` writes into the sink. If the writer throws, the
 /// temporary file is removed, `path` keeps its old contents, and the writer's exception
 /// propagates unchanged. System-call failures throw io_error naming the path and strerror.
@@ -102,6 +135,7 @@ inline void write_file_atomic(const std::filesystem::path& path,
 
   fs::path tmp;
 #if HYPLORA_IO_POSIX
+  detail::remove_stale_temporaries(dir, path);
   int fd = -1;
   for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
     tmp = dir / ("." + path.filename().string() + ".tmp." + std::to_string(pid) + "." +

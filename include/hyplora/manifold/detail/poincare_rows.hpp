@@ -238,6 +238,15 @@ HYPLORA_HD_INLINE void radial_backward(const T* v, const T* g, T* g_v, index_t d
   for (index_t i = 0; i < d; ++i) g_v[i] = s.coef * g[i] + k * v[i];
 }
 
+/// g·∂out/∂K of a Radial map out = coef·v of the form R·φ(|v|/R)·v̂ — expmap0 and logmap0,
+/// their clamped branches included. coef is then homogeneous of degree 0 in (|v|, R), so
+/// ∂coef/∂R = −(|v|/R)·∂coef/∂|v| and, with dcoef = (∂coef/∂|v|)/|v|,
+///   g_K = −|v|²·dcoef·(v·g)/(2K)   (Eq. (69), (71)).
+template <class T>
+HYPLORA_HD_INLINE T radial_backward_K(const T* v, const T* g, index_t d, T K, Radial<T> s) {
+  return -sqnorm(v, d) * s.dcoef * dot(v, g, d) / (T(2) * K);
+}
+
 /// g_v = (∂ exp_0(v)/∂v)ᵀ g, from the scalars expmap0 returned (Eq. (69)).
 template <class T>
 HYPLORA_HD_INLINE void expmap0_backward(const T* v, const T* g, T* g_v, index_t d, Radial<T> s) {
@@ -366,6 +375,29 @@ HYPLORA_HD_INLINE void dist_backward(const T* x, const T* y, index_t d, T K, T g
     if (g_x) g_x[i] = c * di + ax * x[i];
     if (g_y) g_y[i] = -c * di + ay * y[i];
   }
+}
+
+/// g·∂d/∂K of dist (Eq. (76)) at fixed x, y. With s = R|x − y|/√((K − |x|²)(K − |y|²)),
+///   ∂d/∂K = −s³·D2(s)/R − s/(R·√(1 + s²))·(|x|²/(K − |x|²) + |y|²/(K − |y|²)),
+/// both terms ≤ 0 and free of cancellation (asinh s − s/√(1+s²) = −s³·D2(s), D2 = asinhc_d2).
+/// 0 at x = y.
+template <class T>
+HYPLORA_HD_INLINE T dist_backward_K(const T* x, const T* y, index_t d, T K, T g) {
+  using std::sqrt;
+  const T R = sqrt(K);
+  T xx = T(0), yy = T(0), dd = T(0);
+  for (index_t i = 0; i < d; ++i) {
+    const T di = x[i] - y[i];
+    xx += x[i] * x[i];
+    yy += y[i] * y[i];
+    dd += di * di;
+  }
+  const T gx = gap_from_norm(sqrt(xx), R);
+  const T gy = gap_from_norm(sqrt(yy), R);
+  const T s = R * sqrt(dd) / sqrt(gx * gy);
+  const T radial = -s * s * s * asinhc_d2(s);
+  const T gaps = xx / gx + yy / gy;
+  return g * (radial - s / sqrt(T(1) + s * s) * gaps) / R;
 }
 
 }  // namespace poincare_rows
