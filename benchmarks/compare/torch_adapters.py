@@ -149,7 +149,8 @@ def run_cpp(binary, quick, threads, reps):
     res = {}
     for b in data["benchmarks"]:
         if b.get("aggregate_name") == "median":
-            res[b["run_name"]] = b["real_time"]  # ms
+            # run_name carries a "/real_time" suffix (UseRealTime); key by the bare name
+            res[b["run_name"].split("/real_time")[0]] = b["real_time"]  # ms
     return data.get("context", {}), res
 
 
