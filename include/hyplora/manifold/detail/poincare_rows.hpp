@@ -285,6 +285,29 @@ HYPLORA_HD_INLINE void logmap(const T* x, const T* y, T* out, index_t d, T K) {
   for (index_t i = 0; i < d; ++i) out[i] *= f;
 }
 
+/// The quantities of the chord form of dist (Eq. (76)) for a pair of points: |x|², |y|²,
+/// |x − y|² and the boundary gaps K − |x|², K − |y|² (computed as (R − |x|)(R + |x|)).
+/// Shared by dist and its two backwards so the form is written once.
+template <class T>
+struct PairGaps {
+  T xx, yy, dd, gx, gy;
+};
+
+template <class T>
+HYPLORA_HD_INLINE PairGaps<T> pair_gaps(const T* x, const T* y, index_t d, T R) {
+  using std::sqrt;
+  PairGaps<T> p{T(0), T(0), T(0), T(0), T(0)};
+  for (index_t i = 0; i < d; ++i) {
+    const T di = x[i] - y[i];
+    p.xx += x[i] * x[i];
+    p.yy += y[i] * y[i];
+    p.dd += di * di;
+  }
+  p.gx = gap_from_norm(sqrt(p.xx), R);
+  p.gy = gap_from_norm(sqrt(p.yy), R);
+  return p;
+}
+
 /// d(x, y) = 2R asinh(R|x − y| / √((K − |x|²)(K − |y|²))) (Eq. (76)), the chord form: exact for
 /// close points, and the gaps are formed as (R − |x|)(R + |x|).
 template <class T>
@@ -292,15 +315,8 @@ HYPLORA_HD_INLINE T dist(const T* x, const T* y, index_t d, T K) {
   using std::asinh;
   using std::sqrt;
   const T R = sqrt(K);
-  T xx = T(0), yy = T(0), dd = T(0);
-  for (index_t i = 0; i < d; ++i) {
-    const T di = x[i] - y[i];
-    xx += x[i] * x[i];
-    yy += y[i] * y[i];
-    dd += di * di;
-  }
-  const T g = gap_from_norm(sqrt(xx), R) * gap_from_norm(sqrt(yy), R);
-  return T(2) * R * asinh(R * sqrt(dd) / sqrt(g));
+  const PairGaps<T> p = pair_gaps(x, y, d, R);
+  return T(2) * R * asinh(R * sqrt(p.dd) / sqrt(p.gx * p.gy));
 }
 
 /// d(0, y) = 2R atanh(|y|/R) (Eq. (77)).
@@ -356,15 +372,8 @@ template <class T>
 HYPLORA_HD_INLINE void dist_backward(const T* x, const T* y, index_t d, T K, T g, T* g_x, T* g_y) {
   using std::sqrt;
   const T R = sqrt(K);
-  T xx = T(0), yy = T(0), dd = T(0);
-  for (index_t i = 0; i < d; ++i) {
-    const T di = x[i] - y[i];
-    xx += x[i] * x[i];
-    yy += y[i] * y[i];
-    dd += di * di;
-  }
-  const T gx = gap_from_norm(sqrt(xx), R);
-  const T gy = gap_from_norm(sqrt(yy), R);
+  const PairGaps<T> p = pair_gaps(x, y, d, R);
+  const T dd = p.dd, gx = p.gx, gy = p.gy;
   const T n = sqrt(dd);
   const T den = n * sqrt(gx * gy + K * dd);
   const T c = den > T(0) ? g * T(2) * K / den : T(0);
@@ -385,15 +394,8 @@ template <class T>
 HYPLORA_HD_INLINE T dist_backward_K(const T* x, const T* y, index_t d, T K, T g) {
   using std::sqrt;
   const T R = sqrt(K);
-  T xx = T(0), yy = T(0), dd = T(0);
-  for (index_t i = 0; i < d; ++i) {
-    const T di = x[i] - y[i];
-    xx += x[i] * x[i];
-    yy += y[i] * y[i];
-    dd += di * di;
-  }
-  const T gx = gap_from_norm(sqrt(xx), R);
-  const T gy = gap_from_norm(sqrt(yy), R);
+  const PairGaps<T> p = pair_gaps(x, y, d, R);
+  const T xx = p.xx, yy = p.yy, dd = p.dd, gx = p.gx, gy = p.gy;
   const T s = R * sqrt(dd) / sqrt(gx * gy);
   const T radial = -s * s * s * asinhc_d2(s);
   const T gaps = xx / gx + yy / gy;
