@@ -86,6 +86,20 @@ TEST_CASE("hyplora_linear gradients with a separate adapter input and degenerate
   CHECK_MESSAGE(res.ok, res.report);
 }
 
+TEST_CASE("hyplora_linear gradients across the backward's token blocks (N = 2·kBlock + 22)") {
+  // The backward runs its R×R GEMMs over blocks of kBlock tokens; a partial last block must be
+  // handled too.
+  std::srand(11);
+  const Eigen::Index n = 2 * hyplora::ad::detail::kBlock + 22;
+  const std::vector<MatrixR<double>> in = {rnd(n, 4, 1.2), rnd(3, 4, 0.5), rnd(3, 4, 0.6), rnd(3, 3, 0.8),
+                                           scalar(1.2), scalar(0.8)};
+  auto f = [](Tape<double>&, const std::vector<Var<double>>& v) {
+    return hyplora::ad::hyplora_linear(v[0], v[1], v[0], v[2], v[3], v[4], v[5], {0.9, true});
+  };
+  auto res = hyplora::testing::gradcheck(f, in);
+  CHECK_MESSAGE(res.ok, res.report);
+}
+
 TEST_CASE("zero-initialised B gives exactly the base output, and frozen inputs get no gradient") {
   const MatrixR<double> X = rnd(4, 6, 1.0), W0 = rnd(5, 6, 1.0), A = rnd(2, 6, 1.0);
   const MatrixR<double> B = MatrixR<double>::Zero(5, 2);

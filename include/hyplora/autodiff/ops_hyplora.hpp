@@ -8,10 +8,12 @@
 // Cost is LoRA's plus O(N·(D + R²)): per token the forward needs |x| (one pass over x) and
 // |y| = |B a|, which is read off the quadratic form aᵀ(BᵀB)a (R×R) instead of forming y, so
 // the two skinny GEMMs are the same as LoRA's and y is never stored. The backward
-// (Eq. (160)–(166)) is LoRA's four skinny GEMMs plus R×R work and one pass over x; it saves
+// (Eq. (160)–(166)) is LoRA's four skinny GEMMs plus one pass over x; the O(N·R²) work of both
+// passes (a·M, aᵀ·diag·a) runs as small GEMMs, not per-token loops. It saves
 // a = A·f_R(x_a/σ) (N, R) and four scalars per token, plus one (N, R) work buffer as LoRA does.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "hyplora/autodiff/detail/hyplora_rows.hpp"
@@ -33,7 +35,10 @@ namespace detail {
 // kWork is one (N, R) buffer reused: W_a = γσ_out·c2·a in the forward and again at the start of
 // the backward (recomputed, not kept: HypLoRA then holds LoRA's two N×R buffers plus 4 scalars
 // per token), then P = G·B and c1·g_a.
-enum HypLoRASaved { kA = 0, kScalars = 1, kM = 2, kWork = 3, kS = 4 };
+enum HypLoRASaved { kA = 0, kScalars = 1, kM = 2, kWork = 3, kS = 4, kScratch = 5 };
+// Tokens per block of the backward's R×R GEMMs: big enough for a GEMM, small enough that the
+// (kBlock, R) scratch stays in L1/L2 and adds nothing measurable to the node's memory.
+constexpr Index kBlock = 64;
 enum HypLoRAScalar { kRho = 0, kC = 1, kTau = 2, kC2 = 3 };
 
 // parents: x, W0, x_a, A, B, R, σ [, bias]; ints: {bias id}; attrs: {γ, σ_out flag}.
@@ -70,34 +75,39 @@ void hyplora_backward(Tape<T>& t, int id) {
   }
 
   // P = G·B (N, R); then per token (Eq. (161)–(162)):
-  //   s_y = γσ_out·(a·P),  g_a = γσ_out·c2·P + (D2(τ)/K)·s_y·(M a),  s_x = (a·g_a)/c1.
+  //   s_y = γσ_out·(a·P),  g_a = γσ_out·c2·P + (D2(τ)/K)·s_y·(M a),  s_x = (a·g_a)/c1,
+  // and S = Σ (D2/K)·s_y·a aᵀ. The R×R products run as small GEMMs over blocks of kBlock tokens
+  // through one (kBlock, R) scratch: Q = a·M for the block, then wy·a for S += aᵀ(wy·a).
   Ga.resize(N, r);
   Ga.noalias() = G * Bv;
   S.setZero(r, r);
+  Tensor<T>& Q = n.saved[kScratch];
+  Q.resize(std::min<Index>(N, kBlock), r);
   T dR = T(0), dS = T(0);
   TensorView<T> gX = needX ? t.grad_acc(xa) : TensorView<T>(nullptr, 0, 0);
-  for (Index i = 0; i < N; ++i) {
-    T* gi = Ga.data() + i * r;
-    const T* ai = a.data() + i * r;
-    const T rho = sc(i, kRho), c = sc(i, kC), tau = sc(i, kTau), c2 = sc(i, kC2);
-    const T c1 = c / sigma;
-    const T s_y = gso * lorentz_rows::dot(ai, gi, r);
-    const T D2 = asinhc_d2(tau);
-    const T wy = D2 / K * s_y;
-    for (Index j = 0; j < r; ++j) {
-      T Ma = T(0);
-      for (Index k = 0; k < r; ++k) Ma += M(j, k) * ai[k];
-      gi[j] = gso * c2 * gi[j] + wy * Ma;
+  for (Index i0 = 0; i0 < N; i0 += kBlock) {
+    const Index nb = std::min<Index>(kBlock, N - i0);
+    auto Qb = Q.topRows(nb);
+    const auto ab = a.middleRows(i0, nb);
+    Qb.noalias() = ab * M;
+    for (Index i = i0; i < i0 + nb; ++i) {
+      T* gi = Ga.data() + i * r;
+      T* qi = Q.data() + (i - i0) * r;
+      const T* ai = a.data() + i * r;
+      const T rho = sc(i, kRho), c = sc(i, kC), tau = sc(i, kTau), c2 = sc(i, kC2);
+      const T c1 = c / sigma;
+      const T s_y = gso * lorentz_rows::dot(ai, gi, r);
+      const T wy = asinhc_d2(tau) / K * s_y;
+      for (Index j = 0; j < r; ++j) gi[j] = gso * c2 * gi[j] + wy * qi[j];
+      const T s_x = lorentz_rows::dot(ai, gi, r) / c1;
+      const HypLoRARowGrads<T> rg = hyplora_row_grads(HypLoRARowScalars<T>{rho, c, tau, c2}, s_x, s_y, sigma, R, sig_out);
+      if (needR) dR += rg.dR;
+      if (needS) dS += rg.dS;
+      if (needX) gX.row(i) += rg.kx * Xa.row(i);  // radial part; the tangential c1·Aᵀg_a is below
+      for (Index j = 0; j < r; ++j) gi[j] *= c1;  // Ga = c1 ⊙ g_a
+      for (Index j = 0; j < r; ++j) qi[j] = wy * ai[j];
     }
-    if (needB)
-      for (Index j = 0; j < r; ++j)
-        for (Index k = 0; k < r; ++k) S(j, k) += wy * ai[j] * ai[k];
-    const T s_x = lorentz_rows::dot(ai, gi, r) / c1;
-    const HypLoRARowGrads<T> rg = hyplora_row_grads(HypLoRARowScalars<T>{rho, c, tau, c2}, s_x, s_y, sigma, R, sig_out);
-    if (needR) dR += rg.dR;
-    if (needS) dS += rg.dS;
-    if (needX) gX.row(i) += rg.kx * Xa.row(i);  // radial part; the tangential c1·Aᵀg_a is below
-    for (Index j = 0; j < r; ++j) gi[j] *= c1;  // Ga = c1 ⊙ g_a
+    if (needB) S.noalias() += ab.transpose() * Qb;
   }
   if (needB) t.grad_acc(B).noalias() += Bv * S;                  // Eq. (163), second term
   if (needA) t.grad_acc(A).noalias() += Ga.transpose() * Xa;     // Eq. (164)
@@ -138,7 +148,7 @@ Var<T> hyplora_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T
   n.ints.assign(1, b);
   n.attrs[0] = opt.gamma;
   n.attrs[1] = opt.scale_out_by_sigma ? 1.0 : 0.0;
-  n.saved.resize(5);
+  n.saved.resize(6);
   const Index N = x.rows(), r = A.rows();
   const T gso = static_cast<T>(opt.gamma) * (opt.scale_out_by_sigma ? sv : T(1));
 
@@ -155,29 +165,29 @@ Var<T> hyplora_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T
   const auto Bv = t.value(B.id);
   a.noalias() = Xa * t.value(A.id).transpose();  // U = x_a·Aᵀ; scaled to a = c1·U below
   M.noalias() = Bv.transpose() * Bv;             // |B a|² = aᵀ M a  (Eq. (158))
+  // Pass 1: scale a's rows to a = c1·U (Eq. (156)).
   for (Index i = 0; i < N; ++i) {
-    T* ai = a.data() + i * r;
-    T rho, c;  // f_R(x/σ) = c1·x, c1 = c(ρ)/σ (Eq. (156))
+    T rho, c;
     hyplora_in_scalars(lorentz_rows::dot(Xa.data() + i * Xa.cols(), Xa.data() + i * Xa.cols(), Xa.cols()), sv, Rv, rho, c);
     if (!std::isfinite(static_cast<double>(rho)))
       throw value_error("hyplora_linear: input row " + std::to_string(i) + " is not finite (or its norm overflows)");
-    const T c1 = c / sv;
-    double q2 = 0.0;  // in double: aᵀMa can lose digits when a is near B's null space
-    for (Index j = 0; j < r; ++j) {
-      ai[j] *= c1;
-    }
-    for (Index j = 0; j < r; ++j) {
-      double row = 0.0;
-      for (Index k = 0; k < r; ++k) row += static_cast<double>(M(j, k)) * static_cast<double>(ai[k]);
-      q2 += row * static_cast<double>(ai[j]);
-    }
-    T tau, c2;  // f_R⁻¹ coefficient (Eq. (157))
-    hyplora_out_scalars(q2, Rv, tau, c2);
+    a.row(i) *= c / sv;
     sc(i, kRho) = rho;
     sc(i, kC) = c;
+  }
+  // Pass 2: |y|² = aᵀ M a with Q = a·M as one (N, R)×(R, R) GEMM into the W_a buffer, the row
+  // dot accumulated in double (it can lose digits when a is near B's null space); then W_a.
+  Wa.noalias() = a * M;
+  for (Index i = 0; i < N; ++i) {
+    const T* ai = a.data() + i * r;
+    T* wi = Wa.data() + i * r;
+    double q2 = 0.0;
+    for (Index j = 0; j < r; ++j) q2 += static_cast<double>(wi[j]) * static_cast<double>(ai[j]);
+    T tau, c2;  // f_R⁻¹ coefficient (Eq. (157))
+    hyplora_out_scalars(q2, Rv, tau, c2);
     sc(i, kTau) = tau;
     sc(i, kC2) = c2;
-    for (Index j = 0; j < r; ++j) Wa(i, j) = gso * c2 * ai[j];
+    for (Index j = 0; j < r; ++j) wi[j] = gso * c2 * ai[j];
   }
   t.value(id).noalias() += Wa * Bv.transpose();
   return Var<T>{&t, id};
