@@ -1,11 +1,15 @@
 // Adapter benchmarks: one training step (forward, then backward w.r.t. x and the adapter's
 // parameters; W0 and b frozen) of Linear + {LoRA, DoRA, HypLoRA exact, official, stereographic}
-// in float32, plus the frozen Linear alone as the floor.
+// in float32, plus the frozen Linear alone as the floor; and the same step of the adapter branch
+// alone (AdaptedLinear::forward_branch: the frozen GEMM x·W0ᵀ and its backward excluded), as
+// benchmarks/compare/torch_adapters.py times PyTorch's.
 //
 //   OMP_NUM_THREADS=2 ./bench_adapters --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 //   scripts/bench-adapters.sh  (pairs every kind with LoRA per shape: time and memory ratios)
+//   python3 benchmarks/compare/torch_adapters.py build/benchmarks/bench_adapters  (C++/PyTorch)
 //
-// Names: Adapter/<kind>/n:<N>/d:<D>/r:<R> (d = D_in = D_out). Counters: peak_bytes = heap bytes
+// Names: Adapter/<kind>/n:<N>/d:<D>/r:<R> (whole layer) and Branch/<kind>/n:<N>/d:<D>/r:<R>
+// (adapter alone; DoRA's branch is s ⊙ γ·B·A·x, see forward_branch) (d = D_in = D_out). Counters: peak_bytes = heap bytes
 // a step needs on a fresh tape (every buffer of the step: node values, gradients, saved
 // tensors; parameters excluded), allocs_per_step = heap allocations of a steady-state step
 // (expected 0: the tape reuses its buffers).
@@ -39,7 +43,7 @@ const Kind kKinds[] = {{"linear", nn::AdapterKind::none},
                        {"hyplora_official", nn::AdapterKind::hyplora_official},
                        {"hyplora_stereographic", nn::AdapterKind::hyplora_stereographic}};
 
-void AdapterStep(benchmark::State& state, nn::AdapterKind kind, Index n, Index d, int r) {
+void AdapterStep(benchmark::State& state, nn::AdapterKind kind, Index n, Index d, int r, bool branch) {
   ad::ParameterStore<float> store;
   nn::AdaptedLinear<float> layer(store, "proj", d, d, true);
   layer.base().init_kaiming_uniform(store, 1);
@@ -65,14 +69,20 @@ void AdapterStep(benchmark::State& state, nn::AdapterKind kind, Index n, Index d
   auto step = [&]() {
     tape.clear();
     ad::Var<float> x = tape.leaf(X);
-    ad::Var<float> z = layer.forward(tape, store, x, /*training=*/false);
+    ad::Var<float> z = branch ? layer.forward_branch(tape, store, x, /*training=*/false)
+                              : layer.forward(tape, store, x, /*training=*/false);
     tape.backward(z, G);
     benchmark::DoNotOptimize(tape.node(x.id).own_grad.data());
   };
   // Peak heap of one step on a fresh tape (parameters already allocated).
   const long long live0 = hyplora::testing::live_bytes();
   hyplora::testing::reset_peak();
-  step();
+  try {
+    step();
+  } catch (const hyplora::value_error& e) {  // a kind without a branch-only node
+    state.SkipWithError(e.what());
+    return;
+  }
   const double peak = static_cast<double>(hyplora::testing::peak_bytes() - live0);
   step();  // warm
   const long long c0 = hyplora::testing::allocations();
@@ -89,13 +99,16 @@ void register_all() {
   for (Index d : {256, 1024, 4096})
     for (Index n : {128, 512, 2048})
       for (int r : {8, 32})
-        for (const Kind& k : kKinds) {
-          const std::string name = std::string("Adapter/") + k.name + "/n:" + std::to_string(n) + "/d:" + std::to_string(d) +
-                                   "/r:" + std::to_string(r);
-          benchmark::RegisterBenchmark(name.c_str(), [k, n, d, r](benchmark::State& s) { AdapterStep(s, k.kind, n, d, r); })
-              ->Unit(benchmark::kMillisecond)
-              ->UseRealTime();
-        }
+        for (const bool branch : {false, true})
+          for (const Kind& k : kKinds) {
+            if (branch && k.kind == nn::AdapterKind::none) continue;  // no adapter, no branch
+            const std::string name = std::string(branch ? "Branch/" : "Adapter/") + k.name + "/n:" + std::to_string(n) +
+                                     "/d:" + std::to_string(d) + "/r:" + std::to_string(r);
+            benchmark::RegisterBenchmark(name.c_str(),
+                                         [k, n, d, r, branch](benchmark::State& s) { AdapterStep(s, k.kind, n, d, r, branch); })
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime();
+          }
 }
 }  // namespace
 

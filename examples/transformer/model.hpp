@@ -48,15 +48,27 @@ void gelu_rows_backward(ad::Tape<T>& t, int id) {
   const Index m = n.rows * n.cols;
   const T* g = t.grad_acc(id).data();
   const T* x = t.value(ia).data();
-  T* ga = t.grad_acc(ia).data();
+  auto out = t.grad_out(ia);  // fresh: assign, no zero-fill (Tape::grad_out)
+  T* ga = out.view.data();
+  const bool fresh = out.fresh;
   const T k0 = T(ad::detail::GeluF::k0), k1 = T(ad::detail::GeluF::k1);
   ad::detail::parallel_for((m + kGeluChunk - 1) / kGeluChunk, m, [&](Index c) {
     const Index b = c * kGeluChunk, len = std::min(kGeluChunk, m - b);
-    const auto X = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(x + b, len);
-    const auto G = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(g + b, len);
-    auto GA = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(ga + b, len);
-    const auto th = (k0 * (X + k1 * X.cube())).tanh();  // evaluated twice below: no buffer
-    GA += G * (T(0.5) * (T(1) + th) + T(0.5) * X * (T(1) - th.square()) * k0 * (T(1) + T(3) * k1 * X.square()));
+    // tanh once per element into a small stack tile (callgrind: evaluating it twice made this
+    // backward ~7% of a full fine-tuning step).
+    constexpr Index kTile = 256;
+    Eigen::Array<T, kTile, 1> tile;
+    for (Index s = 0; s < len; s += kTile) {
+      const Index l = std::min(kTile, len - s);
+      const auto X = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(x + b + s, l);
+      const auto G = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(g + b + s, l);
+      auto GA = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(ga + b + s, l);
+      auto th = tile.head(l);
+      th = (k0 * (X + k1 * X.cube())).tanh();
+      const auto d = G * (T(0.5) * (T(1) + th) + T(0.5) * X * (T(1) - th.square()) * k0 * (T(1) + T(3) * k1 * X.square()));
+      if (fresh) GA = d;
+      else GA += d;
+    }
   });
 }
 

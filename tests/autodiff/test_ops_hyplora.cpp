@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include "support/base_map.hpp"  // the base map through the tape's own linear node
 #include <hyplora/autodiff/ops_hyplora.hpp>
 #include <hyplora/manifold/detail/lorentz_rows.hpp>
 #include <hyplora/testing/gradcheck.hpp>
@@ -100,6 +101,26 @@ TEST_CASE("hyplora_linear gradients across the backward's token blocks (N = 2·k
   CHECK_MESSAGE(res.ok, res.report);
 }
 
+TEST_CASE("hyplora_branch is hyplora_linear less the base map, and its gradients match central differences") {
+  std::srand(13);
+  const MatrixR<double> X = rnd(5, 6, 1.1), W0 = rnd(4, 6, 0.5), A = rnd(2, 6, 0.6), B = rnd(4, 2, 0.8);
+  Tape<double> t;
+  auto x = t.constant(X);
+  auto R = t.constant(scalar(1.3)), s = t.constant(scalar(0.7));
+  auto full = hyplora::ad::hyplora_linear(x, t.constant(W0), x, t.constant(A), t.constant(B), R, s, {0.6, true});
+  auto br = hyplora::ad::hyplora_branch(x, t.constant(A), t.constant(B), R, s, {0.6, true});
+  const MatrixR<double> base = X * W0.transpose();
+  CHECK((full.value() - base - br.value()).cwiseAbs().maxCoeff() <= 1e-14);
+  CHECK(br.value().cwiseAbs().maxCoeff() > 0.05);
+  const std::vector<MatrixR<double>> in = {X, A, B, scalar(1.3), scalar(0.7)};
+  auto f = [](Tape<double>&, const std::vector<Var<double>>& v) {
+    return hyplora::ad::hyplora_branch(v[0], v[1], v[2], v[3], v[4], {0.6, true});
+  };
+  auto res = hyplora::testing::gradcheck(f, in);
+  CHECK_MESSAGE(res.ok, res.report);
+  CHECK_THROWS_AS(hyplora::ad::hyplora_branch(x, t.constant(rnd(2, 5, 1.0)), t.constant(B), R, s), hyplora::shape_error);
+}
+
 TEST_CASE("zero-initialised B gives exactly the base output, and frozen inputs get no gradient") {
   const MatrixR<double> X = rnd(4, 6, 1.0), W0 = rnd(5, 6, 1.0), A = rnd(2, 6, 1.0);
   const MatrixR<double> B = MatrixR<double>::Zero(5, 2);
@@ -108,7 +129,7 @@ TEST_CASE("zero-initialised B gives exactly the base output, and frozen inputs g
   auto W = t.leaf(W0, false);
   auto Av = t.leaf(A), Bv = t.leaf(B);
   auto z = hyplora::ad::hyplora_linear(x, W, x, Av, Bv, t.constant(scalar(1.0)), t.constant(scalar(1.0)));
-  const MatrixR<double> base = X * W0.transpose();
+  const MatrixR<double> base = hyplora::testing::base_output(X, W0);
   CHECK((z.value() - base).cwiseAbs().maxCoeff() == 0.0);
   t.backward(z, MatrixR<double>::Ones(4, 5));
   CHECK(Av.grad().cwiseAbs().maxCoeff() == 0.0);  // B = 0 blocks A's gradient, as in LoRA

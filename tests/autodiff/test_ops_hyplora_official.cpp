@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <fstream>
+#include "support/base_map.hpp"  // the base map through the tape's own linear node
 #include <hyplora/autodiff/ops_hyplora_official.hpp>
 #include <hyplora/testing/gradcheck.hpp>
 #include <string>
@@ -334,7 +335,7 @@ TEST_CASE("official: B = 0 does NOT give a zero adapter gradient — out = 0, �
   auto z = hyplora::ad::hyplora_official_linear(x, t.constant(W0), x, Av, Bv, th, sv, gamma);
   t.backward(z, G);
   // y = 0 ⇒ out = γRg·0/1e-7 = 0: the base output, exactly.
-  CHECK((z.value() - X * W0.transpose()).cwiseAbs().maxCoeff() == 0.0);
+  CHECK((z.value() - hyplora::testing::base_output(X, W0)).cwiseAbs().maxCoeff() == 0.0);
   // θ' = √(1/K)/R = 1/K < 1 ⇒ g = √(2·1e-6); w = γRg/q with q = 1e-7.
   const double K = softplus(theta) + 1e-6, R = std::sqrt(K);
   const double w = gamma * R * std::sqrt(2e-6) / 1e-7;
@@ -349,7 +350,7 @@ TEST_CASE("official: B = 0 does NOT give a zero adapter gradient — out = 0, �
   CHECK(Av.grad().cwiseAbs().maxCoeff() == 0.0);
   CHECK(th.grad()(0, 0) == 0.0);
   CHECK(sv.grad()(0, 0) == 0.0);
-  CHECK((x.grad() - G * W0).cwiseAbs().maxCoeff() == 0.0);
+  CHECK((x.grad() - hyplora::testing::base_input_grad(X, W0, G)).cwiseAbs().maxCoeff() == 0.0);
 }
 
 TEST_CASE("official_simplified: gradients match central differences, including k and the fold-back") {
@@ -398,7 +399,7 @@ TEST_CASE("official_simplified: the sphere-sign step folds large inputs back to 
   auto x = t.constant(X);
   auto z = hyplora::ad::hyplora_official_simplified_linear(x, t.constant(W), x, t.constant(A), t.constant(Mat::Zero(3, 2)),
                                                            t.constant(scalar(k)), 1.0);
-  CHECK((z.value() - X * W.transpose()).cwiseAbs().maxCoeff() == 0.0);
+  CHECK((z.value() - hyplora::testing::base_output(X, W)).cwiseAbs().maxCoeff() == 0.0);
 }
 
 // ---- errors, allocation -------------------------------------------------------------------------
@@ -470,4 +471,45 @@ TEST_CASE("official nodes: clear() + rebuilding the same graph allocates nothing
     CHECK(x.grad().allFinite());
   }
   CHECK(hyplora::testing::allocations() - before == 0);
+}
+
+// The *_branch nodes are the *_linear nodes without the base map: the value less x·W0ᵀ + b and
+// the same gradients to x_a, A, B and the scalars (x, W0, b constants in the full node).
+TEST_CASE("official branches: value and gradients are the full node's less the base map") {
+  const Mat X = rnd(5, 7, 1.5), W0 = rnd(6, 7, 0.5), b = rnd(1, 6, 0.3), A = rnd(3, 7, 0.5), B = rnd(6, 3, 0.9);
+  const Mat G = rnd(5, 6, 0.01);  // small enough that the θ clip does not hide the comparison
+  for (const bool simplified : {false, true}) {
+    CAPTURE(simplified);
+    auto run = [&](bool full) {
+      Tape<double> t;
+      auto xa = t.leaf(X), a = t.leaf(A), bb = t.leaf(B), p0 = t.leaf(scalar(simplified ? 0.7 : 0.4)),
+           p1 = t.leaf(scalar(2.5));
+      auto x = t.constant(X), W = t.constant(W0), bias = t.constant(b);
+      Var<double> z;
+      if (simplified)
+        z = full ? hyplora::ad::hyplora_official_simplified_linear(x, W, xa, a, bb, p0, 1.5, bias)
+                 : hyplora::ad::hyplora_official_simplified_branch(xa, a, bb, p0, 1.5);
+      else
+        z = full ? hyplora::ad::hyplora_official_linear(x, W, xa, a, bb, p0, p1, 1.5, bias)
+                 : hyplora::ad::hyplora_official_branch(xa, a, bb, p0, p1, 1.5);
+      t.backward(z, G);
+      Mat v = z.value();
+      if (full) v -= (X * W0.transpose()).rowwise() + b.row(0);
+      return std::vector<Mat>{v, xa.grad(), a.grad(), bb.grad(), p0.grad(), p1.grad()};
+    };
+    const std::vector<Mat> f = run(true), br = run(false);
+    CHECK(br[0].cwiseAbs().maxCoeff() > 0.1);  // the branch is not trivially zero
+    CHECK(br[4].cwiseAbs().maxCoeff() > 0.0);  // and the curvature gets a gradient
+    for (std::size_t k = 0; k < f.size(); ++k) {
+      CAPTURE(k);
+      CHECK((f[k] - br[k]).cwiseAbs().maxCoeff() <= 1e-12 * (1.0 + f[k].cwiseAbs().maxCoeff()));
+    }
+  }
+  Tape<double> t;
+  auto xa = t.leaf(rnd(5, 6, 1.0)), a = t.leaf(A), bb = t.leaf(B), k = t.leaf(scalar(0.5));
+  CHECK_THROWS_AS(hyplora::ad::hyplora_official_branch(xa, a, bb, k, k, 1.0), hyplora::shape_error);
+  CHECK_THROWS_AS(hyplora::ad::hyplora_official_simplified_branch(t.leaf(X), a, t.leaf(rnd(6, 2, 1.0)), k, 1.0),
+                  hyplora::shape_error);
+  CHECK_THROWS_AS(hyplora::ad::hyplora_official_simplified_branch(t.leaf(X), a, bb, t.leaf(scalar(-1.0)), 1.0),
+                  hyplora::value_error);
 }

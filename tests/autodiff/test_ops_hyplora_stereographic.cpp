@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include "support/base_map.hpp"  // the base map through the tape's own linear node
 #include <hyplora/autodiff/ops_elementwise.hpp>
 #include <hyplora/autodiff/ops_hyplora_stereographic.hpp>
 #include <hyplora/autodiff/ops_matmul.hpp>
@@ -162,7 +163,7 @@ TEST_CASE("stereographic node: B = 0 gives the base output exactly; σ·layer_R(
     auto Av = t.leaf(A);
     auto Bv = t.leaf(Mat::Zero(3, 2));
     auto z = hyplora::ad::hyplora_stereographic_linear(x, t.constant(W0), x, Av, Bv, t.constant(scalar(1.0)));
-    CHECK((z.value() - X * W0.transpose()).cwiseAbs().maxCoeff() == 0.0);
+    CHECK((z.value() - hyplora::testing::base_output(X, W0)).cwiseAbs().maxCoeff() == 0.0);
     t.backward(z, Mat::Ones(4, 3));
     CHECK(Av.grad().cwiseAbs().maxCoeff() == 0.0);
     CHECK(Bv.grad().cwiseAbs().maxCoeff() > 0.0);
@@ -226,4 +227,34 @@ TEST_CASE("stereographic node rejects bad shapes, bad R and non-finite input") {
     CHECK(std::string(e.what()).find("(2, 4)") != std::string::npos);
     CHECK(std::string(e.what()).find("(4, 2)") != std::string::npos);
   }
+}
+
+// hyplora_stereographic_branch is the node without the base map: the value less x·W0ᵀ + b and
+// the same gradients to x_a, A, B and R (x, W0, b constants in the full node).
+TEST_CASE("stereographic branch: value and gradients are the full node's less the base map") {
+  const Mat X = rnd(5, 7, 1.5), W0 = rnd(6, 7, 0.5), b = rnd(1, 6, 0.3), A = rnd(3, 7, 0.5), B = rnd(6, 3, 0.9);
+  const Mat G = rnd(5, 6, 1.0);
+  auto run = [&](bool full) {
+    Tape<double> t;
+    auto xa = t.leaf(X), a = t.leaf(A), bb = t.leaf(B), R = t.leaf(scalar(0.8));
+    const Var<double> z =
+        full ? hyplora::ad::hyplora_stereographic_linear(t.constant(X), t.constant(W0), xa, a, bb, R, 1.5, t.constant(b))
+             : hyplora::ad::hyplora_stereographic_branch(xa, a, bb, R, 1.5);
+    t.backward(z, G);
+    Mat v = z.value();
+    if (full) v -= (X * W0.transpose()).rowwise() + b.row(0);
+    return std::vector<Mat>{v, xa.grad(), a.grad(), bb.grad(), R.grad()};
+  };
+  const std::vector<Mat> f = run(true), br = run(false);
+  CHECK(br[0].cwiseAbs().maxCoeff() > 0.1);
+  CHECK(br[4].cwiseAbs().maxCoeff() > 0.0);
+  for (std::size_t k = 0; k < f.size(); ++k) {
+    CAPTURE(k);
+    CHECK((f[k] - br[k]).cwiseAbs().maxCoeff() <= 1e-12 * (1.0 + f[k].cwiseAbs().maxCoeff()));
+  }
+  Tape<double> t;
+  CHECK_THROWS_AS(hyplora::ad::hyplora_stereographic_branch(t.leaf(rnd(5, 6, 1.0)), t.leaf(A), t.leaf(B), t.leaf(scalar(1.0))),
+                  hyplora::shape_error);
+  CHECK_THROWS_AS(hyplora::ad::hyplora_stereographic_branch(t.leaf(X), t.leaf(A), t.leaf(B), t.leaf(scalar(0.0))),
+                  hyplora::value_error);
 }

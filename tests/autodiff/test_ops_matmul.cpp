@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <limits>
 #include <type_traits>
 #include <string>
 #include <vector>
@@ -125,4 +126,47 @@ TEST_CASE_TEMPLATE("matmul in float matches the double product", T, float, doubl
   Var<T> c = ad::matmul(t.constant(A.cast<T>()), t.constant(B.cast<T>()), false, true);
   const double tol = std::is_same<T, float>::value ? 1e-5 : 1e-13;
   CHECK((c.value().template cast<double>() - A * B.transpose()).cwiseAbs().maxCoeff() <= tol * 48);
+}
+
+TEST_CASE_TEMPLATE("detail::gemm: transposes, strides, alpha and beta against Eigen; beta = 0 ignores C", T, float, double) {
+  using MT = MatrixR<T>;
+  const T tol = std::is_same<T, float>::value ? T(1e-5) : T(1e-13);
+  // (M, N, K) incl. 1×1, K = 1, and sizes big enough for a blocked BLAS kernel.
+  const std::vector<std::array<int, 3>> dims = {{1, 1, 1}, {3, 5, 4}, {7, 1, 6}, {1, 9, 2}, {70, 65, 33}};
+  for (const auto& d : dims) {
+    const int m = d[0], n = d[1], k = d[2];
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        CAPTURE(m); CAPTURE(n); CAPTURE(k); CAPTURE(ta); CAPTURE(tb);
+        // Operands live inside wider buffers: leading strides exceed the column counts by 3.
+        const int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+        const MT Abuf = MT::Random(ar, ac + 3), Bbuf = MT::Random(br, bc + 3);
+        const MT A = Abuf.leftCols(ac), B = Bbuf.leftCols(bc);
+        const MT opA = ta ? MT(A.transpose()) : A, opB = tb ? MT(B.transpose()) : B;
+        const MT C0 = MT::Random(m, n + 3);
+        const T alpha = T(0.75);
+        // beta = 1 adds into C; beta = 0 must not read C, even when it holds NaN.
+        MT C1 = C0;
+        ad::detail::gemm<T>(m, n, k, alpha, Abuf.data(), ac + 3, ta != 0, Bbuf.data(), bc + 3, tb != 0, T(1), C1.data(), n + 3);
+        const MT want1 = C0.leftCols(n) + alpha * opA * opB;
+        CHECK((C1.leftCols(n) - want1).cwiseAbs().maxCoeff() <= tol * T(k + 1));
+        CHECK(C1.rightCols(3) == C0.rightCols(3));  // the padding columns are untouched
+        MT C2 = MT::Constant(m, n + 3, std::numeric_limits<T>::quiet_NaN());
+        ad::detail::gemm<T>(m, n, k, alpha, Abuf.data(), ac + 3, ta != 0, Bbuf.data(), bc + 3, tb != 0, T(0), C2.data(), n + 3);
+        CHECK((C2.leftCols(n) - alpha * opA * opB).cwiseAbs().maxCoeff() <= tol * T(k + 1));
+        // The contiguous overload on plain tensors.
+        MT C3(m, n);
+        ad::detail::gemm(T(1), A, ta != 0, B, tb != 0, T(0), C3);
+        CHECK((C3 - opA * opB).cwiseAbs().maxCoeff() <= tol * T(k + 1));
+      }
+    }
+  }
+  // K = 0: the empty sum, C = beta·C (0 for beta = 0, even from NaN).
+  MT C = MT::Constant(2, 3, std::numeric_limits<T>::quiet_NaN());
+  const MT e(2, 0), f(0, 3);
+  ad::detail::gemm(T(1), e, false, f, false, T(0), C);
+  CHECK(C.isZero(0));
+  C.setConstant(T(2));
+  ad::detail::gemm(T(1), e, false, f, false, T(0.5), C);
+  CHECK((C.array() == T(1)).all());
 }

@@ -1,5 +1,5 @@
 // Tests for include/hyplora/autodiff/tape.hpp: gradient accumulation into parameters, frozen
-// parameters, no_grad, anomaly detection, error cases, deep/shared graphs, a reused tape that
+// parameters, grad_out's fresh flag, no_grad, anomaly detection, error cases, deep/shared graphs, a reused tape that
 // allocates nothing after the first step, and a small MLP trained with hand-written SGD.
 #include <doctest/doctest.h>
 
@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <new>
 #include <string>
 #include <vector>
@@ -94,6 +95,28 @@ TEST_CASE("parameter gradients accumulate across backward calls until zero_grad"
   t.backward(ad::sum(leaf));
   t.backward(ad::sum(leaf));
   CHECK((M(leaf.grad()).array() - 1.0).abs().maxCoeff() == 0.0);
+}
+
+TEST_CASE("grad_out: fresh on the first contribution of a pass, never for a parameter slot") {
+  ParameterStore<double> store;
+  Parameter w = store.add("w", M::Ones(2, 2));
+  Tape<double> t;
+  Var<double> x = t.leaf(M::Ones(2, 2));
+  Var<double> p = t.param(store, w);
+  auto a = t.grad_out(x.id);
+  CHECK(a.fresh);
+  a.view.setConstant(std::numeric_limits<double>::quiet_NaN());  // garbage: the caller assigns
+  CHECK_FALSE(t.grad_out(x.id).fresh);                            // a second contribution adds
+  CHECK_FALSE(t.grad_out(p.id).fresh);
+  // A new backward pass makes it fresh again; an op that reaches x twice (x + x, x·xᵀ through
+  // matmul) assigns then adds, so no stale value from the previous pass survives.
+  Var<double> y = ad::add(x, x);
+  Var<double> z = ad::matmul(y, y, false, true);
+  t.backward(ad::sum(z));
+  // d/dy Σ y yᵀ = 2·(1ᵀ y) per column = 2·Σ_rows y = 8 (y = 2); d/dx = 2·8.
+  CHECK((M(x.grad()).array() == 16.0).all());
+  t.backward(ad::sum(z));
+  CHECK((M(x.grad()).array() == 16.0).all());
 }
 
 TEST_CASE("frozen parameters get no gradient; nodes depending only on them need none") {

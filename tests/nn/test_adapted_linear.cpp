@@ -339,3 +339,47 @@ TEST_CASE("learned curvature: K = softplus(theta) + 1e-6 starts at the configure
     CHECK(l.curvature(store) == doctest::Approx(K).epsilon(1e-12));
   }
 }
+
+TEST_CASE("forward_branch is forward() less the base map, with the same adapter gradients") {
+  const MatrixR<double> X = rnd<double>(4, kIn, 1.2, 3), G = rnd<double>(4, kOut, 1.0, 4);
+  for (AdapterKind k : {AdapterKind::lora, AdapterKind::dora, AdapterKind::hyplora, AdapterKind::hyplora_official,
+                        AdapterKind::hyplora_stereographic, AdapterKind::hyplora_official_simplified}) {
+    CAPTURE(hyplora::nn::to_string(k));
+    AdapterConfig c = cfg_of(k);
+    c.learn_curvature = hyplora::nn::is_hyplora(k);
+    c.K = k == AdapterKind::hyplora_official_simplified ? 0.5 : 1.3;
+    Setup<double> s(c);
+    auto run = [&](bool branch) {
+      s.store.zero_grad();
+      ad::Tape<double> t;
+      const ad::Var<double> x = t.leaf(X);
+      const ad::Var<double> z = branch ? s.layer.forward_branch(t, s.store, x, false) : s.fwd(t, x);
+      t.backward(z, G);
+      std::vector<MatrixR<double>> out = {z.value(), s.store.grad(s.layer.lora_A()), s.store.grad(s.layer.lora_B())};
+      if (s.layer.lora_k().valid()) out.push_back(s.store.grad(s.layer.lora_k()));
+      return out;
+    };
+    const auto full = run(false), br = run(true);
+    // What the branch leaves out: x·W0ᵀ + b, scaled per column by s = m/‖W0 + γBA‖_row for DoRA.
+    MatrixR<double> base = X * MatrixR<double>(s.store.value(s.layer.base().weight())).transpose();
+    if (k == AdapterKind::dora) {
+      const MatrixR<double> W0 = s.store.value(s.layer.base().weight());
+      const MatrixR<double> V = W0 + c.scaling() * (MatrixR<double>(s.store.value(s.layer.lora_B())) *
+                                                    MatrixR<double>(s.store.value(s.layer.lora_A())));
+      for (Index j = 0; j < kOut; ++j) base.col(j) *= s.store.value(s.layer.lora_magnitude())(0, j) / V.row(j).norm();
+    }
+    base.rowwise() += MatrixR<double>(s.store.value(s.layer.base().bias())).row(0);
+    CHECK(br[0].cwiseAbs().maxCoeff() > 0.05);
+    CHECK((full[0] - base - br[0]).cwiseAbs().maxCoeff() <= 1e-13);
+    // DoRA's A, B gradients also flow through the left-out term (its s depends on B A).
+    if (k != AdapterKind::dora)
+      for (std::size_t i = 1; i < full.size(); ++i) {
+        CAPTURE(i);
+        CHECK((full[i] - br[i]).cwiseAbs().maxCoeff() <= 1e-13 * (1.0 + full[i].cwiseAbs().maxCoeff()));
+      }
+  }
+  ad::Tape<double> t;
+  ad::ParameterStore<double> store;
+  AdaptedLinear<double> plain(store, "plain", kIn, kOut);
+  CHECK_THROWS_AS(plain.forward_branch(t, store, t.constant(X)), hyplora::value_error);
+}

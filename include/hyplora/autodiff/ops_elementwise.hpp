@@ -100,19 +100,26 @@ void binary_backward(Tape<T>& t, int id) {
   const T* b = t.value(ib).data();
   const T* y = t.value(id).data();
   const T* g = t.grad_acc(id).data();
-  T* ga = need_a ? t.grad_acc(ia).data() : nullptr;
-  T* gb = need_b ? t.grad_acc(ib).data() : nullptr;
   if (ar == r && ac == c && br == r && bc == c) {
-    // Same shapes: one contiguous loop per parent.
+    // Same shapes: one contiguous loop per parent; a fresh gradient buffer (Tape::grad_out) is
+    // assigned, which saves its zero-fill and a read.
     const Index m = r * c;
-    if (ga) {
-      parallel_for(m, m, [&](Index k) { ga[k] += g[k] * F::da(a[k], b[k], y[k]); });
+    if (need_a) {
+      auto o = t.grad_out(ia);
+      T* ga = o.view.data();
+      if (o.fresh) parallel_for(m, m, [&](Index k) { ga[k] = g[k] * F::da(a[k], b[k], y[k]); });
+      else parallel_for(m, m, [&](Index k) { ga[k] += g[k] * F::da(a[k], b[k], y[k]); });
     }
-    if (gb) {
-      parallel_for(m, m, [&](Index k) { gb[k] += g[k] * F::db(a[k], b[k], y[k]); });
+    if (need_b) {
+      auto o = t.grad_out(ib);
+      T* gb = o.view.data();
+      if (o.fresh) parallel_for(m, m, [&](Index k) { gb[k] = g[k] * F::db(a[k], b[k], y[k]); });
+      else parallel_for(m, m, [&](Index k) { gb[k] += g[k] * F::db(a[k], b[k], y[k]); });
     }
     return;
   }
+  T* ga = need_a ? t.grad_acc(ia).data() : nullptr;
+  T* gb = need_b ? t.grad_acc(ib).data() : nullptr;
   // Broadcast: a repeated axis has stride 0, so its gradient sums over that axis.
   const Index sar = ar == r ? ac : 0, sac = ac == c ? 1 : 0;
   const Index sbr = br == r ? bc : 0, sbc = bc == c ? 1 : 0;

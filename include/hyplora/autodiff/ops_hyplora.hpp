@@ -15,6 +15,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <string>
 
 #include "hyplora/autodiff/detail/hyplora_rows.hpp"
 #include "hyplora/autodiff/detail/linear_base.hpp"
@@ -41,7 +43,8 @@ enum HypLoRASaved { kA = 0, kScalars = 1, kM = 2, kWork = 3, kS = 4, kScratch = 
 constexpr Index kBlock = 64;
 enum HypLoRAScalar { kRho = 0, kC = 1, kTau = 2, kC2 = 3 };
 
-// parents: x, W0, x_a, A, B, R, σ [, bias]; ints: {bias id}; attrs: {γ, σ_out flag}.
+// parents: x, W0, x_a, A, B, R, σ [, bias]; ints: {bias id, has base}; attrs: {γ, σ_out flag}.
+// A branch-only node (no x·W0ᵀ + b) has x_a in the x and W0 slots and ints[1] = 0.
 template <class T>
 void hyplora_backward(Tape<T>& t, int id) {
   auto& n = t.node(id);
@@ -49,7 +52,7 @@ void hyplora_backward(Tape<T>& t, int id) {
             Rid = n.parents[5], Sid = n.parents[6];
   const T gamma = static_cast<T>(n.attrs[0]);
   const bool sig_out = n.attrs[1] != 0.0;
-  linear_base_backward(t, id, x, W0, static_cast<int>(n.ints[0]));
+  if (n.ints[1] != 0) linear_base_backward(t, id, x, W0, static_cast<int>(n.ints[0]));
 
   const bool needA = t.needs_grad(A), needB = t.needs_grad(B), needX = t.needs_grad(xa),
              needR = t.needs_grad(Rid), needS = t.needs_grad(Sid);
@@ -116,43 +119,39 @@ void hyplora_backward(Tape<T>& t, int id) {
   if (needS) t.grad_acc(Sid)(0, 0) += dS;                        // Eq. (167)
 }
 
-}  // namespace detail
-
-/// The exact HypLoRA linear node (docs/math.md Eq. (152)):
-///   z = x·W0ᵀ (+ b) + γ·σ_out·f_R⁻¹( f_R(x_a/σ)·Aᵀ·Bᵀ ),   row-wise.
-///   x, x_a: (N, D_in)  W0: (D_out, D_in)  A: (R, D_in)  B: (D_out, R)  R, σ: (1, 1)  b: (1, D_out)
-/// R = √K is a tape value so a learnable curvature (K = softplus(θ) + ε) composes from
-/// primitive ops; σ is the feature scale (1 for the plain layer). σ_out = σ when
-/// `scale_out_by_sigma`, else 1.
+// The node, with a base map (x, W0 valid) or as the branch alone (x, W0, bias invalid).
 template <class T>
-Var<T> hyplora_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T> R, Var<T> sigma,
-                      HypLoRANodeOptions opt = {}, Var<T> bias = Var<T>{}) {
-  using namespace detail;
-  Tape<T>& t = *x.tape;
+Var<T> hyplora_node(const char* op, Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T> R, Var<T> sigma,
+                    HypLoRANodeOptions opt, Var<T> bias) {
+  Tape<T>& t = *x_a.tape;
+  const bool base = W0.valid();
   const int b = bias.valid() ? bias.id : -1;
-  check_linear_shapes("hyplora_linear", x, W0, b);
-  if (x_a.rows() != x.rows() || x_a.cols() != x.cols()) throw_shape("hyplora_linear", "x", x.rows(), x.cols(), "x_a", x_a.rows(), x_a.cols());
-  if (A.cols() != x.cols()) throw_shape("hyplora_linear", "x", x.rows(), x.cols(), "A", A.rows(), A.cols());
-  if (B.rows() != W0.rows() || B.cols() != A.rows()) throw_shape("hyplora_linear", "A", A.rows(), A.cols(), "B", B.rows(), B.cols());
-  if (R.rows() != 1 || R.cols() != 1) throw shape_error("hyplora_linear: R must be (1, 1), got " + R.shape().str());
-  if (sigma.rows() != 1 || sigma.cols() != 1) throw shape_error("hyplora_linear: sigma must be (1, 1), got " + sigma.shape().str());
+  if (base) {
+    check_linear_shapes(op, x, W0, b);
+    if (x_a.rows() != x.rows() || x_a.cols() != x.cols()) throw_shape(op, "x", x.rows(), x.cols(), "x_a", x_a.rows(), x_a.cols());
+    if (B.rows() != W0.rows()) throw_shape(op, "weight", W0.rows(), W0.cols(), "B", B.rows(), B.cols());
+  }
+  if (A.cols() != x_a.cols()) throw_shape(op, "x_a", x_a.rows(), x_a.cols(), "A", A.rows(), A.cols());
+  if (B.cols() != A.rows()) throw_shape(op, "A", A.rows(), A.cols(), "B", B.rows(), B.cols());
+  if (R.rows() != 1 || R.cols() != 1) throw shape_error(std::string(op) + ": R must be (1, 1), got " + R.shape().str());
+  if (sigma.rows() != 1 || sigma.cols() != 1) throw shape_error(std::string(op) + ": sigma must be (1, 1), got " + sigma.shape().str());
   const T Rv = R.value()(0, 0), sv = sigma.value()(0, 0);
   check_curvature(Rv * Rv);
   if (!(sv > T(0)) || !std::isfinite(static_cast<double>(sv)))
-    throw value_error("hyplora_linear: feature scale sigma must be finite and > 0, got " + std::to_string(static_cast<double>(sv)));
+    throw value_error(std::string(op) + ": feature scale sigma must be finite and > 0, got " + std::to_string(static_cast<double>(sv)));
 
-  const int id = t.push("hyplora_linear", x.rows(), W0.rows(), &hyplora_backward<T>,
-                        {x.id, W0.id, x_a.id, A.id, B.id, R.id, sigma.id});
+  const int id = t.push(op, x_a.rows(), B.rows(), &hyplora_backward<T>,
+                        {base ? x.id : x_a.id, base ? W0.id : x_a.id, x_a.id, A.id, B.id, R.id, sigma.id});
   if (b >= 0) t.add_parent(id, b);
   auto& n = t.node(id);
-  n.ints.assign(1, b);
+  n.ints.assign({static_cast<std::int64_t>(b), base ? 1 : 0});
   n.attrs[0] = opt.gamma;
   n.attrs[1] = opt.scale_out_by_sigma ? 1.0 : 0.0;
   n.saved.resize(6);
-  const Index N = x.rows(), r = A.rows();
+  const Index N = x_a.rows(), r = A.rows();
   const T gso = static_cast<T>(opt.gamma) * (opt.scale_out_by_sigma ? sv : T(1));
 
-  linear_base_forward(t, id, x.id, W0.id, b);
+  if (base) linear_base_forward(t, id, x.id, W0.id, b);
   Tensor<T>& a = n.saved[kA];
   Tensor<T>& Wa = n.saved[kWork];
   Tensor<T>& sc = n.saved[kScalars];
@@ -170,7 +169,7 @@ Var<T> hyplora_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T
     T rho, c;
     hyplora_in_scalars(lorentz_rows::dot(Xa.data() + i * Xa.cols(), Xa.data() + i * Xa.cols(), Xa.cols()), sv, Rv, rho, c);
     if (!std::isfinite(static_cast<double>(rho)))
-      throw value_error("hyplora_linear: input row " + std::to_string(i) + " is not finite (or its norm overflows)");
+      throw value_error(std::string(op) + ": input row " + std::to_string(i) + " is not finite (or its norm overflows)");
     a.row(i) *= c / sv;
     sc(i, kRho) = rho;
     sc(i, kC) = c;
@@ -189,8 +188,34 @@ Var<T> hyplora_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T
     sc(i, kC2) = c2;
     for (Index j = 0; j < r; ++j) wi[j] = gso * c2 * ai[j];
   }
-  t.value(id).noalias() += Wa * Bv.transpose();
+  if (base)
+    t.value(id).noalias() += Wa * Bv.transpose();
+  else
+    t.value(id).noalias() = Wa * Bv.transpose();
   return Var<T>{&t, id};
 }
+
+}  // namespace detail
+
+/// The exact HypLoRA linear node (docs/math.md Eq. (152)):
+///   z = x·W0ᵀ (+ b) + γ·σ_out·f_R⁻¹( f_R(x_a/σ)·Aᵀ·Bᵀ ),   row-wise.
+///   x, x_a: (N, D_in)  W0: (D_out, D_in)  A: (R, D_in)  B: (D_out, R)  R, σ: (1, 1)  b: (1, D_out)
+/// R = √K is a tape value so a learnable curvature (K = softplus(θ) + ε) composes from
+/// primitive ops; σ is the feature scale (1 for the plain layer). σ_out = σ when
+/// `scale_out_by_sigma`, else 1.
+template <class T>
+Var<T> hyplora_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T> R, Var<T> sigma,
+                      HypLoRANodeOptions opt = {}, Var<T> bias = Var<T>{}) {
+  if (!x.valid() || !W0.valid()) throw value_error("hyplora_linear: x and W0 are required (hyplora_branch() is the branch alone)");
+  return detail::hyplora_node("hyplora_linear", x, W0, x_a, A, B, R, sigma, opt, bias);
+}
+
+/// The adapter branch of hyplora_linear alone (no x·W0ᵀ + b), same node and backward:
+///   z = γ·σ_out·f_R⁻¹( f_R(x_a/σ)·Aᵀ·Bᵀ ).   x_a: (N, D_in) → z: (N, D_out)
+template <class T>
+Var<T> hyplora_branch(Var<T> x_a, Var<T> A, Var<T> B, Var<T> R, Var<T> sigma, HypLoRANodeOptions opt = {}) {
+  return detail::hyplora_node("hyplora_branch", Var<T>{}, Var<T>{}, x_a, A, B, R, sigma, opt, Var<T>{});
+}
+
 
 }  // namespace hyplora::ad

@@ -15,9 +15,12 @@
 // out = w·B a, with c1 depending on |x_a| and w on |B a|. `detail::radial_lora_*` is that common
 // skeleton (Eq. (184)–(189)): LoRA's two skinny GEMMs forward and four backward, |B a| read off
 // aᵀ(BᵀB)a so y = B a is never stored, and eight scalars per token saved for the backward.
+// Each node also has a `*_branch` form without the base map (z = the adapter's output alone),
+// so the adapter's cost can be measured apart from the frozen GEMM (benchmarks/bench_adapters).
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <utility>
@@ -58,9 +61,10 @@ enum Saved { kU = 0, kWa = 1, kSc = 2, kM = 3, kGa = 4, kS = 5, kSavedCount = 6 
 enum Col { kC1 = 0, kW, kKappa, kKappaX, kAlpha0, kBeta0, kAlpha1, kBeta1, kCols };
 
 /// Forward of the skeleton: writes U, M = BᵀB, the scalars and W_a = w·c1·U (N, R), then adds
-/// W_a·Bᵀ to the node's value (which already holds the base map). `row.input(n2, s)` fills
-/// kC1, kKappaX, kBeta0, kBeta1 from n2 = |x_a|²; `row.output(q2, s)` fills kW, kKappa, kAlpha0,
-/// kAlpha1 from q2 = |y|² (formed in double: aᵀMa loses digits when a is near B's null space).
+/// W_a·Bᵀ to the node's value (which already holds the base map; a branch-only node has none and
+/// assigns it). `row.input(n2, s)` fills kC1, kKappaX, kBeta0, kBeta1 from n2 = |x_a|²;
+/// `row.output(q2, s)` fills kW, kKappa, kAlpha0, kAlpha1 from q2 = |y|² (formed in double: aᵀMa
+/// loses digits when a is near B's null space).
 ///   x_a: (N, D_in)  A: (R, D_in)  B: (D_out, R)  value: (N, D_out)
 template <class T, class Row>
 void forward(Tape<T>& t, int id, int xa, int A, int B, const Row& row, const char* op) {
@@ -99,7 +103,11 @@ void forward(Tape<T>& t, int id, int xa, int A, int B, const Row& row, const cha
     const T wc = s[kW] * s[kC1];
     for (Index j = 0; j < r; ++j) Wa(i, j) = wc * ui[j];
   }
-  t.value(id).noalias() += Wa * Bv.transpose();
+  if (n.ints[1] != 0) {
+    t.value(id).noalias() += Wa * Bv.transpose();
+  } else {
+    t.value(id).noalias() = Wa * Bv.transpose();
+  }
 }
 
 /// Backward of the skeleton (Eq. (186)–(189)), given G = ∂L/∂out of node `id`:
@@ -158,16 +166,49 @@ void backward(Tape<T>& t, int id, int xa, int A, int B, const bool need_p[2], do
 }
 
 /// Shape checks shared by the adapter nodes: x, x_a (N, D_in), W0 (D_out, D_in), A (R, D_in),
-/// B (D_out, R), optional bias (1, D_out), and each named scalar (1, 1).
+/// B (D_out, R), optional bias (1, D_out), and each named scalar (1, 1). A branch-only node has
+/// no x, W0 and bias (W0 invalid): then only x_a, A, B and the scalars are checked.
 template <class T>
 void check_shapes(const char* op, Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, int bias,
                   std::initializer_list<std::pair<const char*, Var<T>>> scalars) {
-  check_linear_shapes(op, x, W0, bias);
-  if (x_a.rows() != x.rows() || x_a.cols() != x.cols()) throw_shape(op, "x", x.rows(), x.cols(), "x_a", x_a.rows(), x_a.cols());
-  if (A.cols() != x.cols()) throw_shape(op, "x", x.rows(), x.cols(), "A", A.rows(), A.cols());
-  if (B.rows() != W0.rows() || B.cols() != A.rows()) throw_shape(op, "A", A.rows(), A.cols(), "B", B.rows(), B.cols());
+  if (W0.valid()) {
+    check_linear_shapes(op, x, W0, bias);
+    if (x_a.rows() != x.rows() || x_a.cols() != x.cols()) throw_shape(op, "x", x.rows(), x.cols(), "x_a", x_a.rows(), x_a.cols());
+    if (A.cols() != x.cols()) throw_shape(op, "x", x.rows(), x.cols(), "A", A.rows(), A.cols());
+    if (B.rows() != W0.rows() || B.cols() != A.rows()) throw_shape(op, "A", A.rows(), A.cols(), "B", B.rows(), B.cols());
+  } else {
+    if (A.cols() != x_a.cols()) throw_shape(op, "x_a", x_a.rows(), x_a.cols(), "A", A.rows(), A.cols());
+    if (B.cols() != A.rows()) throw_shape(op, "A", A.rows(), A.cols(), "B", B.rows(), B.cols());
+  }
   for (const auto& [name, v] : scalars)
     if (v.rows() != 1 || v.cols() != 1) throw_shape(op, name, v.rows(), v.cols(), "expected", 1, 1);
+}
+
+/// Pushes an adapter node with parents {x, W0, x_a, A, B, scalars... [, bias]}, ints {bias id,
+/// has base}, attrs {γ}, and writes the base map x·W0ᵀ (+ b) into its value. Without a base
+/// (W0 invalid: the `*_branch` nodes, value = the adapter alone) x_a stands in as parents 0
+/// and 1, and ints[1] = 0 tells forward() and base_backward() to skip the base.
+template <class T>
+int push_node(const char* op, BackwardFn<T> backward, Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B,
+              std::initializer_list<Var<T>> scalars, int bias, double gamma) {
+  Tape<T>& t = *x_a.tape;
+  const bool base = W0.valid();
+  const int id = t.push(op, x_a.rows(), B.rows(), backward,
+                        {base ? x.id : x_a.id, base ? W0.id : x_a.id, x_a.id, A.id, B.id});
+  for (const Var<T>& v : scalars) t.add_parent(id, v.id);
+  if (bias >= 0) t.add_parent(id, bias);
+  auto& n = t.node(id);
+  n.ints.assign({static_cast<std::int64_t>(bias), base ? 1 : 0});
+  n.attrs[0] = gamma;
+  if (base) linear_base_forward(t, id, x.id, W0.id, bias);
+  return id;
+}
+
+/// The base map's backward (dx, dW0, db), skipped for a branch-only node.
+template <class T>
+void base_backward(Tape<T>& t, int id) {
+  const auto& n = t.node(id);
+  if (n.ints[1] != 0) linear_base_backward(t, id, n.parents[0], n.parents[1], static_cast<int>(n.ints[0]));
 }
 
 template <class T>
@@ -246,13 +287,12 @@ struct OfficialRow {
   }
 };
 
-// parents: x, W0, x_a, A, B, θ, s [, bias]; ints: {bias id}; attrs: {γ}.
+// parents: x, W0, x_a, A, B, θ, s [, bias]; ints: {bias id, has base}; attrs: {γ}.
 template <class T>
 void hyplora_official_backward(Tape<T>& t, int id) {
   auto& n = t.node(id);
-  const int x = n.parents[0], W0 = n.parents[1], xa = n.parents[2], A = n.parents[3], B = n.parents[4],
-            th = n.parents[5], sid = n.parents[6];
-  linear_base_backward(t, id, x, W0, static_cast<int>(n.ints[0]));
+  const int xa = n.parents[2], A = n.parents[3], B = n.parents[4], th = n.parents[5], sid = n.parents[6];
+  radial_lora::base_backward(t, id);
   const bool need_p[2] = {t.needs_grad(th), t.needs_grad(sid)};
   double dp[2];
   radial_lora::backward(t, id, xa, A, B, need_p, dp);
@@ -296,17 +336,49 @@ struct OfficialSimplifiedRow {
   }
 };
 
-// parents: x, W0, x_a, A, B, k [, bias]; ints: {bias id}.
+// parents: x, W0, x_a, A, B, k [, bias]; ints: {bias id, has base}; attrs: {γ}.
 template <class T>
 void hyplora_official_simplified_backward(Tape<T>& t, int id) {
   auto& n = t.node(id);
-  const int x = n.parents[0], W0 = n.parents[1], xa = n.parents[2], A = n.parents[3], B = n.parents[4],
-            kid = n.parents[5];
-  linear_base_backward(t, id, x, W0, static_cast<int>(n.ints[0]));
+  const int xa = n.parents[2], A = n.parents[3], B = n.parents[4], kid = n.parents[5];
+  radial_lora::base_backward(t, id);
   const bool need_p[2] = {t.needs_grad(kid), false};
   double dp[2];
   radial_lora::backward(t, id, xa, A, B, need_p, dp);
   if (need_p[0]) t.grad_acc(kid)(0, 0) += static_cast<T>(dp[0]);
+}
+
+// The two nodes, with a base map (x, W0 valid) or as the branch alone (x, W0, bias invalid).
+template <class T>
+Var<T> hyplora_official_node(const char* op, Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T> theta,
+                             Var<T> s, double gamma, Var<T> bias) {
+  const int b = bias.valid() ? bias.id : -1;
+  radial_lora::check_shapes(op, x, W0, x_a, A, B, b, {{"theta", theta}, {"s", s}});
+  const T th = theta.value()(0, 0), sv = s.value()(0, 0);
+  if (!std::isfinite(static_cast<double>(th))) radial_lora::throw_value(op, "theta must be finite", th);
+  if (!(sv != T(0)) || !std::isfinite(static_cast<double>(sv)))
+    radial_lora::throw_value(op, "feature scale s must be finite and non-zero", sv);
+  const T K = SoftplusF::f(th, T(0), T(0)) + T(OfficialHypLoRAConstants::k_eps);
+  const int id = radial_lora::push_node(op, &hyplora_official_backward<T>, x, W0, x_a, A, B, {theta, s}, b, gamma);
+  const OfficialRow<T> row{K, static_cast<T>(std::sqrt(K)), sv, static_cast<T>(gamma)};
+  radial_lora::forward(*x_a.tape, id, x_a.id, A.id, B.id, row, op);
+  return Var<T>{x_a.tape, id};
+}
+
+template <class T>
+Var<T> hyplora_official_simplified_node(const char* op, Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B,
+                                        Var<T> k, double gamma, Var<T> bias) {
+  const int b = bias.valid() ? bias.id : -1;
+  radial_lora::check_shapes(op, x, W0, x_a, A, B, b, {{"k", k}});
+  const T kv = k.value()(0, 0);
+  if (!(kv > T(0)) || !std::isfinite(static_cast<double>(kv)))
+    radial_lora::throw_value(op, "k must be finite and > 0", kv);
+  const int id = radial_lora::push_node(op, &hyplora_official_simplified_backward<T>, x, W0, x_a, A, B, {k}, b, gamma);
+  using std::abs;
+  using std::sqrt;
+  const OfficialSimplifiedRow<T> row{kv, sqrt(abs(kv)), static_cast<T>(gamma)};
+  radial_lora::forward(*x_a.tape, id, x_a.id, A.id, B.id, row, op);
+  return Var<T>{x_a.tape, id};
 }
 
 }  // namespace detail
@@ -326,26 +398,17 @@ void hyplora_official_simplified_backward(Tape<T>& t, int id) {
 template <class T>
 Var<T> hyplora_official_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T> theta, Var<T> s,
                                double gamma, Var<T> bias = Var<T>{}) {
-  using namespace detail;
-  const char* op = "hyplora_official_linear";
-  Tape<T>& t = *x.tape;
-  const int b = bias.valid() ? bias.id : -1;
-  radial_lora::check_shapes(op, x, W0, x_a, A, B, b, {{"theta", theta}, {"s", s}});
-  const T th = theta.value()(0, 0), sv = s.value()(0, 0);
-  if (!std::isfinite(static_cast<double>(th))) radial_lora::throw_value(op, "theta must be finite", th);
-  if (!(sv != T(0)) || !std::isfinite(static_cast<double>(sv)))
-    radial_lora::throw_value(op, "feature scale s must be finite and non-zero", sv);
-  const T K = SoftplusF::f(th, T(0), T(0)) + T(OfficialHypLoRAConstants::k_eps);
-  const int id = t.push(op, x.rows(), W0.rows(), &hyplora_official_backward<T>,
-                        {x.id, W0.id, x_a.id, A.id, B.id, theta.id, s.id});
-  if (b >= 0) t.add_parent(id, b);
-  auto& n = t.node(id);
-  n.ints.assign(1, b);
-  n.attrs[0] = gamma;
-  linear_base_forward(t, id, x.id, W0.id, b);
-  const OfficialRow<T> row{K, static_cast<T>(std::sqrt(K)), sv, static_cast<T>(gamma)};
-  radial_lora::forward(t, id, x_a.id, A.id, B.id, row, op);
-  return Var<T>{&t, id};
+  return detail::hyplora_official_node("hyplora_official_linear", x, W0, x_a, A, B, theta, s, gamma, bias);
+}
+
+/// The adapter branch of hyplora_official_linear alone, without the base map:
+///   z = γ·R·g·y/q  (Eq. (175)–(179) without x·W0ᵀ + b).   x_a: (N, D_in) → z: (N, D_out)
+/// Same node, forward and backward as hyplora_official_linear minus the frozen GEMM (for timing
+/// the adapter apart from it, or for a caller that adds the base map itself).
+template <class T>
+Var<T> hyplora_official_branch(Var<T> x_a, Var<T> A, Var<T> B, Var<T> theta, Var<T> s, double gamma) {
+  return detail::hyplora_official_node("hyplora_official_branch", Var<T>{}, Var<T>{}, x_a, A, B, theta, s, gamma,
+                                       Var<T>{});
 }
 
 /// The published `hyplora_simplified` branch (docs/hyplora.md Eq. (190)–(193)), row-wise, with
@@ -360,26 +423,16 @@ Var<T> hyplora_official_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T>
 template <class T>
 Var<T> hyplora_official_simplified_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T> k,
                                           double gamma, Var<T> bias = Var<T>{}) {
-  using namespace detail;
-  const char* op = "hyplora_official_simplified_linear";
-  Tape<T>& t = *x.tape;
-  const int b = bias.valid() ? bias.id : -1;
-  radial_lora::check_shapes(op, x, W0, x_a, A, B, b, {{"k", k}});
-  const T kv = k.value()(0, 0);
-  if (!(kv > T(0)) || !std::isfinite(static_cast<double>(kv)))
-    radial_lora::throw_value(op, "k must be finite and > 0", kv);
-  const int id = t.push(op, x.rows(), W0.rows(), &hyplora_official_simplified_backward<T>,
-                        {x.id, W0.id, x_a.id, A.id, B.id, k.id});
-  if (b >= 0) t.add_parent(id, b);
-  auto& n = t.node(id);
-  n.ints.assign(1, b);
-  n.attrs[0] = gamma;
-  linear_base_forward(t, id, x.id, W0.id, b);
-  using std::abs;
-  using std::sqrt;
-  const OfficialSimplifiedRow<T> row{kv, sqrt(abs(kv)), static_cast<T>(gamma)};
-  radial_lora::forward(t, id, x_a.id, A.id, B.id, row, op);
-  return Var<T>{&t, id};
+  return detail::hyplora_official_simplified_node("hyplora_official_simplified_linear", x, W0, x_a, A, B, k, gamma,
+                                                  bias);
+}
+
+/// The adapter branch of hyplora_official_simplified_linear alone (no x·W0ᵀ + b):
+///   z = γ·y/(1 + √k·y0).   x_a: (N, D_in) → z: (N, D_out)
+template <class T>
+Var<T> hyplora_official_simplified_branch(Var<T> x_a, Var<T> A, Var<T> B, Var<T> k, double gamma) {
+  return detail::hyplora_official_simplified_node("hyplora_official_simplified_branch", Var<T>{}, Var<T>{}, x_a, A, B,
+                                                  k, gamma, Var<T>{});
 }
 
 }  // namespace hyplora::ad

@@ -62,17 +62,32 @@ struct StereographicRow {
   }
 };
 
-// parents: x, W0, x_a, A, B, R [, bias]; ints: {bias id}.
+// parents: x, W0, x_a, A, B, R [, bias]; ints: {bias id, has base}; attrs: {γ}.
 template <class T>
 void hyplora_stereographic_backward(Tape<T>& t, int id) {
   auto& n = t.node(id);
-  const int x = n.parents[0], W0 = n.parents[1], xa = n.parents[2], A = n.parents[3], B = n.parents[4],
-            Rid = n.parents[5];
-  linear_base_backward(t, id, x, W0, static_cast<int>(n.ints[0]));
+  const int xa = n.parents[2], A = n.parents[3], B = n.parents[4], Rid = n.parents[5];
+  radial_lora::base_backward(t, id);
   const bool need_p[2] = {t.needs_grad(Rid), false};
   double dp[2];
   radial_lora::backward(t, id, xa, A, B, need_p, dp);
   if (need_p[0]) t.grad_acc(Rid)(0, 0) += static_cast<T>(dp[0]);
+}
+
+// The node, with a base map (x, W0 valid) or as the branch alone (x, W0, bias invalid).
+template <class T>
+Var<T> hyplora_stereographic_node(const char* op, Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T> R,
+                                  double gamma, Var<T> bias) {
+  const int b = bias.valid() ? bias.id : -1;
+  radial_lora::check_shapes(op, x, W0, x_a, A, B, b, {{"R", R}});
+  const T Rv = R.value()(0, 0);
+  if (!(Rv > T(0)) || !std::isfinite(static_cast<double>(Rv)))
+    radial_lora::throw_value(op, "radius R = sqrt(K) must be finite and > 0", Rv);
+  check_curvature(Rv * Rv);  // R² can underflow to 0 or overflow
+  const int id = radial_lora::push_node(op, &hyplora_stereographic_backward<T>, x, W0, x_a, A, B, {R}, b, gamma);
+  const StereographicRow<T> row{Rv, static_cast<T>(gamma)};
+  radial_lora::forward(*x_a.tape, id, x_a.id, A.id, B.id, row, op);
+  return Var<T>{x_a.tape, id};
 }
 
 }  // namespace detail
@@ -87,25 +102,15 @@ void hyplora_stereographic_backward(Tape<T>& t, int id) {
 template <class T>
 Var<T> hyplora_stereographic_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, Var<T> R,
                                     double gamma = 1.0, Var<T> bias = Var<T>{}) {
-  using namespace detail;
-  const char* op = "hyplora_stereographic_linear";
-  Tape<T>& t = *x.tape;
-  const int b = bias.valid() ? bias.id : -1;
-  radial_lora::check_shapes(op, x, W0, x_a, A, B, b, {{"R", R}});
-  const T Rv = R.value()(0, 0);
-  if (!(Rv > T(0)) || !std::isfinite(static_cast<double>(Rv)))
-    radial_lora::throw_value(op, "radius R = sqrt(K) must be finite and > 0", Rv);
-  check_curvature(Rv * Rv);  // R² can underflow to 0 or overflow
-  const int id = t.push(op, x.rows(), W0.rows(), &hyplora_stereographic_backward<T>,
-                        {x.id, W0.id, x_a.id, A.id, B.id, R.id});
-  if (b >= 0) t.add_parent(id, b);
-  auto& n = t.node(id);
-  n.ints.assign(1, b);
-  n.attrs[0] = gamma;
-  linear_base_forward(t, id, x.id, W0.id, b);
-  const StereographicRow<T> row{Rv, static_cast<T>(gamma)};
-  radial_lora::forward(t, id, x_a.id, A.id, B.id, row, op);
-  return Var<T>{&t, id};
+  return detail::hyplora_stereographic_node("hyplora_stereographic_linear", x, W0, x_a, A, B, R, gamma, bias);
+}
+
+/// The adapter branch of hyplora_stereographic_linear alone (no x·W0ᵀ + b):
+///   z = γ·y/(1 + √(1 + |y|²/K)),  y = B·A·f_R(2x_a).   x_a: (N, D_in) → z: (N, D_out)
+template <class T>
+Var<T> hyplora_stereographic_branch(Var<T> x_a, Var<T> A, Var<T> B, Var<T> R, double gamma = 1.0) {
+  return detail::hyplora_stereographic_node("hyplora_stereographic_branch", Var<T>{}, Var<T>{}, x_a, A, B, R, gamma,
+                                            Var<T>{});
 }
 
 }  // namespace hyplora::ad

@@ -20,19 +20,21 @@ void lora_backward(Tape<T>& t, int id) {
   Tensor<T>& P = n.saved[1];
   if (t.needs_grad(A) || t.needs_grad(xa)) {
     P.resize(G.rows(), U.cols());
-    P.noalias() = G * t.value(B);
-    P *= gamma;
+    gemm(gamma, G, false, t.value(B), false, T(0), P);
   }
-  if (t.needs_grad(B)) t.grad_acc(B).noalias() += gamma * (G.transpose() * U);
-  if (t.needs_grad(A)) t.grad_acc(A).noalias() += P.transpose() * t.value(xa);
-  if (t.needs_grad(xa)) t.grad_acc(xa).noalias() += P * t.value(A);
+  if (t.needs_grad(B)) gemm(gamma, G, true, U, false, T(1), t.grad_acc(B));
+  if (t.needs_grad(A)) gemm(T(1), P, true, t.value(xa), false, T(1), t.grad_acc(A));
+  if (t.needs_grad(xa)) {
+    auto dxa = t.grad_out(xa);
+    gemm(T(1), P, false, t.value(A), false, dxa.fresh ? T(0) : T(1), dxa.view);
+  }
 }
 }  // namespace detail
 
 /// z = x·W0ᵀ (+ b) + γ·(x_a·Aᵀ)·Bᵀ.
 ///   x, x_a: (N, D_in)   W0: (D_out, D_in)   A: (R, D_in)   B: (D_out, R)   b: (1, D_out)
 /// x_a is the adapter's input (dropout(x), or x itself). Two skinny GEMMs forward, four backward;
-/// saves only U = x_a·Aᵀ (N, R).
+/// saves only U = x_a·Aᵀ (N, R). Every product is one detail::gemm (BLAS when built with it).
 template <class T>
 Var<T> lora_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, T gamma, Var<T> bias = Var<T>{}) {
   Tape<T>& t = *x.tape;
@@ -50,8 +52,8 @@ Var<T> lora_linear(Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, Var<T> B, T gamma,
   detail::linear_base_forward(t, id, x.id, W0.id, b);
   Tensor<T>& U = n.saved[0];
   U.resize(x.rows(), A.rows());
-  U.noalias() = t.value(x_a.id) * t.value(A.id).transpose();
-  t.value(id).noalias() += gamma * (U * t.value(B.id).transpose());
+  detail::gemm(T(1), t.value(x_a.id), false, t.value(A.id), true, T(0), U);
+  detail::gemm(gamma, U, false, t.value(B.id), true, T(1), t.value(id));
   return Var<T>{&t, id};
 }
 

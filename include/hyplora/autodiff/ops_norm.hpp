@@ -45,10 +45,19 @@ void layer_norm_backward(Tape<T>& t, int id) {
   const auto gamma = G.row(0).array();
   const auto& stats = n.saved[0];
   const Index N = x.rows(), C = x.cols();
-  if (gb) t.grad_acc(ib).row(0) += g.colwise().sum();
-  if (!gx && !gg) return;
-  TensorView<T> dx(gx ? t.grad_acc(ix).data() : nullptr, gx ? N : 0, C);
+  if (!gx && !gg && !gb) return;
+  // dx is assigned when its buffer is fresh (Tape::grad_out). dβ and dγ are summed over rows in
+  // row order, contiguous rows at a time (colwise() on row-major data would not vectorise).
+  bool fresh = false;
+  T* dxp = nullptr;
+  if (gx) {
+    auto o = t.grad_out(ix);
+    dxp = o.view.data();
+    fresh = o.fresh;
+  }
+  TensorView<T> dx(dxp, gx ? N : 0, C);
   TensorView<T> dgamma(gg ? t.grad_acc(ig).data() : nullptr, gg ? 1 : 0, C);
+  TensorView<T> dbeta(gb ? t.grad_acc(ib).data() : nullptr, gb ? 1 : 0, C);
   for (Index i = 0; i < N; ++i) {
     const T mu = stats(i, 0), r = stats(i, 1);
     const auto xhat = (x.row(i).array() - mu) * r;
@@ -56,9 +65,10 @@ void layer_norm_backward(Tape<T>& t, int id) {
     if (gx) {
       const T m1 = (gi * gamma).sum() / static_cast<T>(C);
       const T m2 = (gi * gamma * xhat).sum() / static_cast<T>(C);
-      dx.row(i).array() += r * (gi * gamma - m1 - xhat * m2);
+      detail::accumulate(fresh, dx.row(i).array(), r * (gi * gamma - m1 - xhat * m2));
     }
     if (gg) dgamma.row(0).array() += gi * xhat;
+    if (gb) dbeta.row(0) += g.row(i);
   }
 }
 

@@ -55,12 +55,16 @@ void cross_entropy_backward(Tape<T>& t, int id) {
   if (!t.needs_grad(a) || n.attrs[0] == 0.0) return;
   const T coef = t.grad_acc(id)(0, 0) / static_cast<T>(n.attrs[0]);
   auto x = t.value(a);
-  auto dx = t.grad_acc(a);
+  auto out = t.grad_out(a);  // fresh: every row is assigned (ignored rows get 0), no zero-fill
+  auto dx = out.view;
   const auto& lse = n.saved[0];
   for (Index i = 0; i < x.rows(); ++i) {
     const std::int64_t target = n.ints[static_cast<std::size_t>(i)];
-    if (target < 0) continue;
-    dx.row(i).array() += coef * (x.row(i).array() - lse(i, 0)).exp();
+    if (target < 0) {
+      if (out.fresh) dx.row(i).setZero();
+      continue;
+    }
+    detail::accumulate(out.fresh, dx.row(i).array(), coef * (x.row(i).array() - lse(i, 0)).exp());
     dx(i, static_cast<Index>(target)) -= coef;
   }
 }

@@ -73,6 +73,16 @@ struct Var {
   bool valid() const { return tape != nullptr && id >= 0; }
 };
 
+namespace detail {
+/// A backward's contribution `e` to a gradient buffer from Tape::grad_out: assigned when the
+/// buffer is fresh, added otherwise.
+template <class Dst, class Expr>
+void accumulate(bool fresh, Dst&& dst, const Expr& e) {
+  if (fresh) dst = e;
+  else dst += e;
+}
+}  // namespace detail
+
 template <class T>
 class Tape {
  public:
@@ -156,6 +166,23 @@ class Tape {
       n.grad_live = true;
     }
     return TensorView<T>(n.grad_ptr(), n.rows, n.cols);
+  }
+
+  /// The gradient buffer of `id` for a backward that writes EVERY element of it. `fresh` is true
+  /// when the buffer holds no gradient yet in this pass: the caller then assigns its
+  /// contribution (`=`, a GEMM with beta = 0) instead of zero-filling and adding, which saves a
+  /// pass over the buffer per node. Otherwise (a second contribution, or a parameter's arena slot,
+  /// which accumulates across passes and is never fresh) it adds, as with grad_acc.
+  struct GradOut {
+    TensorView<T> view;
+    bool fresh;
+  };
+  GradOut grad_out(int id) {
+    Node<T>& n = node(id);
+    const bool fresh = !n.grad_live && !n.ext_grad;
+    if (fresh) n.own_grad.resize(n.rows, n.cols);  // no reallocation when the shape repeats
+    n.grad_live = true;
+    return GradOut{TensorView<T>(n.grad_ptr(), n.rows, n.cols), fresh};
   }
 
   /// The gradient of `id` from the last backward pass, or zeros when none reached it.

@@ -28,6 +28,7 @@
 #include "hyplora/autodiff/ops_hyplora.hpp"
 #include "hyplora/autodiff/ops_hyplora_official.hpp"
 #include "hyplora/autodiff/ops_hyplora_stereographic.hpp"
+#include "hyplora/autodiff/ops_linear.hpp"
 #include "hyplora/autodiff/ops_lora.hpp"
 #include "hyplora/autodiff/parameters.hpp"
 #include "hyplora/autodiff/tape.hpp"
@@ -125,15 +126,10 @@ class AdaptedLinear {
   ad::Var<T> forward(ad::Tape<T>& tape, ad::ParameterStore<T>& store, ad::Var<T> x, bool training = true,
                      std::uint64_t step_seed = 0) const {
     if (merged_ || !has_low_rank(cfg_.kind)) return base_.forward(tape, store, x);
-    if (x.cols() != base_.in_features())
-      throw_shape("AdaptedLinear '" + base_.name() + "'", "x", x.rows(), x.cols(), "weight", base_.out_features(),
-                  base_.in_features());
+    const ad::Var<T> xa = adapter_input(x, training, step_seed);
     const ad::Var<T> W = tape.param(store, base_.weight());
     const ad::Var<T> b = base_.bias().valid() ? tape.param(store, base_.bias()) : ad::Var<T>{};
     const ad::Var<T> A = tape.param(store, A_), B = tape.param(store, B_);
-    ad::Var<T> xa = x;
-    if (training && cfg_.dropout > 0.0)
-      xa = ad::dropout(x, static_cast<T>(cfg_.dropout), SplitMix64(step_seed ^ stream_ ^ cfg_.seed).next());
     const T gamma = static_cast<T>(cfg_.scaling());
     switch (cfg_.kind) {
       case AdapterKind::lora: return ad::lora_linear(x, W, xa, A, B, gamma, b);
@@ -150,6 +146,40 @@ class AdaptedLinear {
       default: break;
     }
     return base_.forward(tape, store, x);
+  }
+
+  /// The adapter's branch alone, without the frozen base map x·W0ᵀ + b (x: (N, D_in) → (N, D_out)),
+  /// with forward()'s backward minus the base's: LoRA γ·(x_a·Aᵀ)·Bᵀ (composed from two linear
+  /// nodes, the fused node's GEMMs); the exact, official, official_simplified and stereographic
+  /// kinds their `*_branch` nodes (the fused nodes without the base map). DoRA: s ⊙ γ·(x_a·Aᵀ)·Bᵀ with
+  /// s = m/‖W0 + γBA‖_row; its (s − 1) ⊙ x·W0ᵀ term needs the frozen GEMM and is left out. For
+  /// timing the adapter apart from the frozen GEMM (benchmarks/bench_adapters.cpp, Branch/...).
+  /// Throws value_error without an adapter (none, full, merged).
+  ad::Var<T> forward_branch(ad::Tape<T>& tape, ad::ParameterStore<T>& store, ad::Var<T> x, bool training = true,
+                            std::uint64_t step_seed = 0) const {
+    if (merged_ || !has_low_rank(cfg_.kind))
+      throw value_error("AdaptedLinear '" + base_.name() + "': forward_branch() needs an unmerged adapter, kind is " +
+                        to_string(cfg_.kind) + (merged_ ? " (merged)" : ""));
+    const ad::Var<T> xa = adapter_input(x, training, step_seed);
+    const ad::Var<T> A = tape.param(store, A_), B = tape.param(store, B_);
+    const T gamma = static_cast<T>(cfg_.scaling());
+    switch (cfg_.kind) {
+      case AdapterKind::lora: return ad::linear(ad::mul_scalar(ad::linear(xa, A), gamma), B);
+      case AdapterKind::dora:
+        return ad::mul(ad::linear(ad::mul_scalar(ad::linear(xa, A), gamma), B),
+                       dora_scale(tape.param(store, base_.weight()), A, B, tape.param(store, m_), gamma));
+      case AdapterKind::hyplora:
+        return ad::hyplora_branch(xa, A, B, radius(tape, store), sigma(tape, store),
+                                  ad::HypLoRANodeOptions{cfg_.scaling(), cfg_.scale_out_by_sigma});
+      case AdapterKind::hyplora_official:
+        return ad::hyplora_official_branch(xa, A, B, raw_k(tape, store), sigma(tape, store), cfg_.scaling());
+      case AdapterKind::hyplora_stereographic:
+        return ad::hyplora_stereographic_branch(xa, A, B, radius(tape, store), cfg_.scaling());
+      case AdapterKind::hyplora_official_simplified:
+        return ad::hyplora_official_simplified_branch(xa, A, B, raw_k(tape, store), cfg_.scaling());
+      default: break;
+    }
+    throw value_error("AdaptedLinear '" + base_.name() + "': forward_branch() has no branch for " + to_string(cfg_.kind));
   }
 
   /// Folds the adapter into W0 so forward() is the base layer alone: LoRA W0 += γBA, DoRA
@@ -288,6 +318,16 @@ class AdaptedLinear {
   /// The stored form of the curvature: raw k for official_simplified, else θ = softplus⁻¹(K − 1e-6).
   static double raw_curvature(const AdapterConfig& c) {
     return c.kind == AdapterKind::hyplora_official_simplified ? c.K : detail::curvature_to_theta(c.K);
+  }
+
+  /// x_a: dropout(x) while training with dropout > 0, else x itself; checks x: (N, D_in).
+  ad::Var<T> adapter_input(ad::Var<T> x, bool training, std::uint64_t step_seed) const {
+    if (x.cols() != base_.in_features())
+      throw_shape("AdaptedLinear '" + base_.name() + "'", "x", x.rows(), x.cols(), "weight", base_.out_features(),
+                  base_.in_features());
+    if (training && cfg_.dropout > 0.0)
+      return ad::dropout(x, static_cast<T>(cfg_.dropout), SplitMix64(step_seed ^ stream_ ^ cfg_.seed).next());
+    return x;
   }
 
   void require_unmerged(const char* what) const {

@@ -6,9 +6,12 @@
 // so a checkpoint can save and restore them.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
+
+#include <Eigen/Core>
 
 #include "hyplora/autodiff/parameters.hpp"
 #include "hyplora/optim/detail/param_slots.hpp"
@@ -39,6 +42,9 @@ inline void check_config(const AdamConfig& c, const char* opt = "AdamW") {
 
 namespace detail {
 
+/// Adam updates from this many scalars on run on all OpenMP threads (below, fork/join costs more).
+inline constexpr std::size_t kAdamParallelMin = std::size_t(1) << 16;
+
 /// The per-step scalars of Eq. (205)–(206) for step t ≥ 1, computed in double.
 struct AdamCoefs {
   double step_size;  // lr / (1 − β1^t)
@@ -63,6 +69,33 @@ inline void adam_update(T* x, const T* g, T* m, T* v, T* vmax, std::size_t n, co
   const T step = T(k.step_size), ibc2 = T(k.inv_sqrt_bc2);
   const bool decoupled = c.weight_decay != 0.0 && c.decoupled_weight_decay;
   const bool l2 = c.weight_decay != 0.0 && !c.decoupled_weight_decay;
+  if (!c.amsgrad) {
+    // The same arithmetic, in order, as the loop below, on Eigen packets over chunks that stay in
+    // L1 (the scalar loop does not vectorise: sqrt may set errno, and the arrays may alias).
+    // Chunks are independent, so they run on OpenMP threads for large n with identical results.
+    using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+    constexpr std::size_t kChunk = 1024;
+    const std::ptrdiff_t chunks = static_cast<std::ptrdiff_t>((n + kChunk - 1) / kChunk);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n >= kAdamParallelMin)
+#endif
+    for (std::ptrdiff_t ch = 0; ch < chunks; ++ch) {
+      const std::size_t b = static_cast<std::size_t>(ch) * kChunk;
+      const Eigen::Index len = static_cast<Eigen::Index>(std::min(kChunk, n - b));
+      Eigen::Map<Arr> X(x + b, len), M(m + b, len), V(v + b, len);
+      const Eigen::Map<const Arr> G(g + b, len);
+      if (l2) {
+        M = b1 * M + one_b1 * (G + wd * X);
+        V = b2 * V + one_b2 * (G + wd * X) * (G + wd * X);
+      } else {
+        if (decoupled) X *= decay;
+        M = b1 * M + one_b1 * G;
+        V = b2 * V + one_b2 * G * G;
+      }
+      X -= step * M / (V.sqrt() * ibc2 + eps);
+    }
+    return;
+  }
   for (std::size_t i = 0; i < n; ++i) {
     T gi = g[i];
     if (l2) gi += wd * x[i];

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "hyplora/autodiff/ops_matmul.hpp"  // detail::gemm
 #include "hyplora/autodiff/tape.hpp"
 
 namespace hyplora::ad::detail {
@@ -18,22 +19,43 @@ void check_linear_shapes(const char* op, Var<T> x, Var<T> W, int bias_id) {
   }
 }
 
+/// Σ_rows G added to a (1, D) gradient row: a row loop over contiguous rows (Eigen's colwise()
+/// sum of a row-major matrix walks each column with stride D and does not vectorise). Same
+/// summation order (rows 0, 1, …) as colwise().sum().
+template <class T, class G, class Db>
+void add_row_sums(const G& g, Db&& db) {
+  auto d = db.row(0);
+  for (Index i = 0; i < g.rows(); ++i) d += g.row(i);
+}
+
 /// z = x·Wᵀ (+ b). z: (N, D_out), x: (N, D_in), W: (D_out, D_in), b: (1, D_out).
+/// With a bias, z is first filled with b and the GEMM adds into it (beta = 1): one write-only
+/// pass instead of a GEMM that zero-fills plus a read-modify-write bias pass.
 template <class T>
 void linear_base_forward(Tape<T>& t, int z, int x, int W, int bias) {
   auto Z = t.value(z);
-  Z.noalias() = t.value(x) * t.value(W).transpose();
-  if (bias >= 0) Z.rowwise() += t.value(bias).row(0);
+  if (bias >= 0) {
+    const auto b = t.value(bias).row(0);
+    for (Index i = 0; i < Z.rows(); ++i) Z.row(i) = b;
+  }
+  gemm(T(1), t.value(x), false, t.value(W), true, bias >= 0 ? T(1) : T(0), Z);
 }
 
-/// Accumulates the base map's gradients from G = ∂L/∂z: dx += G·W, dW += Gᵀ·x, db += Σ_rows G.
-/// A parent that needs no gradient (a frozen W, a constant x) costs nothing.
+/// Adds the base map's gradients from G = ∂L/∂z: dx += G·W, dW += Gᵀ·x, db += Σ_rows G (dx is
+/// assigned when it is fresh, Tape::grad_out). A parent that needs no gradient (a frozen W, a
+/// constant x) costs nothing.
 template <class T>
 void linear_base_backward(Tape<T>& t, int z, int x, int W, int bias) {
   auto G = t.grad_acc(z);
-  if (t.needs_grad(x)) t.grad_acc(x).noalias() += G * t.value(W);
-  if (t.needs_grad(W)) t.grad_acc(W).noalias() += G.transpose() * t.value(x);
-  if (bias >= 0 && t.needs_grad(bias)) t.grad_acc(bias).row(0) += G.colwise().sum();
+  if (t.needs_grad(x)) {
+    auto dx = t.grad_out(x);
+    gemm(T(1), G, false, t.value(W), false, dx.fresh ? T(0) : T(1), dx.view);
+  }
+  if (t.needs_grad(W)) {
+    auto dW = t.grad_out(W);
+    gemm(T(1), G, true, t.value(x), false, dW.fresh ? T(0) : T(1), dW.view);
+  }
+  if (bias >= 0 && t.needs_grad(bias)) add_row_sums<T>(G, t.grad_acc(bias));
 }
 
 }  // namespace hyplora::ad::detail
