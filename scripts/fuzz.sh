@@ -4,6 +4,9 @@
 # of executions and the rate of each. Non-zero exit if a target crashes, leaks or hangs; the
 # reproducer is left in build-fuzz/ (crash-*, leak-*, timeout-*) — turn it into a TEST_CASE.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      TARGET in: safetensors adapter wordnet
+#   FUZZ_RUNS=1000000 scripts/fuzz.sh 3600     stop each target after FUZZ_RUNS executions,
+#                                              SECONDS is then only the cap (the goal)
+# Long runs: start it under `nice -n 19` on a shared machine.
 # No CMake: each target is one clang++ command. The committed seeds in tests/fuzz/corpus/<t>/
 # are copied into build-fuzz/corpus/<t>/, which grows as libFuzzer finds new coverage.
 set -euo pipefail
@@ -38,7 +41,8 @@ for t in "${targets[@]}"; do
   rc=0
   (cd "$out" && UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      ASAN_OPTIONS=detect_leaks=1 \
-     "./fuzz_$t" "corpus/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+     "./fuzz_$t" "corpus/$t" -max_total_time="$secs" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} \
+       -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -detect_leaks=1 \
        -max_len=8192 -print_final_stats=1 -artifact_prefix="./$t-") >"$log" 2>&1 || rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)

@@ -35,9 +35,10 @@ namespace detail {
 
 // GELU (tanh approximation) over whole rows with Eigen's vectorised tanh. Profiling bench-step
 // (callgrind, 1 thread) put ad::gelu's scalar std::tanh (tanhf → expm1f) at ~30% of a LoRA step;
-// Eigen's packet tanh does 8 floats per instruction. Same formula and derivative as ad::gelu
-// (ops_elementwise.hpp GeluF); in double Eigen falls back to std::tanh, so the test compares the
-// two to rounding there. Chunks of rows run on OpenMP threads like the library's elementwise ops.
+// Eigen's packet tanh does 8 floats per instruction. The formula and derivative are ad::gelu's
+// (ops_elementwise.hpp GeluF pieces, instantiated on Eigen arrays); in double Eigen falls back to
+// std::tanh, so the test compares the two to rounding there. Chunks of rows run on OpenMP
+// threads like the library's elementwise ops.
 inline constexpr Index kGeluChunk = 8192;  // elements per parallel task
 
 template <class T>
@@ -51,7 +52,7 @@ void gelu_rows_backward(ad::Tape<T>& t, int id) {
   auto out = t.grad_out(ia);  // fresh: assign, no zero-fill (Tape::grad_out)
   T* ga = out.view.data();
   const bool fresh = out.fresh;
-  const T k0 = T(ad::detail::GeluF::k0), k1 = T(ad::detail::GeluF::k1);
+  using ad::detail::GeluF;
   ad::detail::parallel_for((m + kGeluChunk - 1) / kGeluChunk, m, [&](Index c) {
     const Index b = c * kGeluChunk, len = std::min(kGeluChunk, m - b);
     // tanh once per element into a small stack tile (callgrind: evaluating it twice made this
@@ -64,8 +65,8 @@ void gelu_rows_backward(ad::Tape<T>& t, int id) {
       const auto G = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(g + b + s, l);
       auto GA = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(ga + b + s, l);
       auto th = tile.head(l);
-      th = (k0 * (X + k1 * X.cube())).tanh();
-      const auto d = G * (T(0.5) * (T(1) + th) + T(0.5) * X * (T(1) - th.square()) * k0 * (T(1) + T(3) * k1 * X.square()));
+      th = GeluF::tanh_arg<T>(X).tanh();
+      const auto d = G * GeluF::grad_from_tanh<T>(X, th);
       if (fresh) GA = d;
       else GA += d;
     }
@@ -80,11 +81,11 @@ ad::Var<T> gelu_rows(ad::Var<T> a) {
   const Index m = a.rows() * a.cols();
   const T* x = t.value(a.id).data();
   T* y = t.value(id).data();
-  const T k0 = T(ad::detail::GeluF::k0), k1 = T(ad::detail::GeluF::k1);
+  using ad::detail::GeluF;
   ad::detail::parallel_for((m + kGeluChunk - 1) / kGeluChunk, m, [&](Index c) {
     const Index b = c * kGeluChunk, len = std::min(kGeluChunk, m - b);
     const auto X = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(x + b, len);
-    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(y + b, len) = T(0.5) * X * (T(1) + (k0 * (X + k1 * X.cube())).tanh());
+    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(y + b, len) = GeluF::from_tanh<T>(X, GeluF::tanh_arg<T>(X).tanh());
   });
   return ad::Var<T>{&t, id};
 }

@@ -114,6 +114,42 @@ TEST_CASE("loads an adapter written in PEFT's layout by the reference Python pac
   CHECK(*v.norm_scale == static_cast<float>(2.449489742783178));
 }
 
+TEST_CASE("adapter_from reads from memory exactly what load_adapter reads from the directory") {
+  const io::Adapter disk = io::load_adapter(peft_dir);
+  const io::SafetensorsFile f = io::SafetensorsFile::load(peft_dir / io::adapter_weights_name);
+  const io::Adapter mem = io::adapter_from(disk.config, f);
+  CHECK(mem.config.r == disk.config.r);
+  CHECK(mem.config.target_modules == disk.config.target_modules);
+  REQUIRE(mem.modules.size() == disk.modules.size());
+  for (const auto& kv : disk.modules) {
+    const std::string& name = kv.first;  // not a structured binding: CAPTURE's lambda needs it
+    const io::AdapterModule& m = kv.second;
+    CAPTURE(name);
+    REQUIRE(mem.modules.count(name) == 1);
+    const io::AdapterModule& x = mem.modules.at(name);
+    CHECK(x.A == m.A);
+    CHECK(x.B == m.B);
+    CHECK(x.k == m.k);
+    CHECK(x.norm_scale == m.norm_scale);
+  }
+  // The same checks, with the caller's source name in the message; the config's rank is used.
+  io::AdapterConfig c = disk.config;
+  c.r = 3;
+  try {
+    (void)io::adapter_from(c, f, "weights-in-memory");
+    FAIL("a rank-4 adapter loaded under r = 3");
+  } catch (const hyplora::shape_error& e) {
+    CHECK(std::string(e.what()).find("(4, 6)") != std::string::npos);
+    CHECK(std::string(e.what()).find("(3, 6)") != std::string::npos);
+  }
+  io::SafetensorsWriter w;
+  w.add("m.lora_A.weight", MatrixR<float>::Ones(4, 5));
+  const io::SafetensorsFile half(w.bytes(), "half");
+  CHECK_THROWS_WITH_AS(io::adapter_from(disk.config, half, "weights-in-memory"),
+                       doctest::Contains("weights-in-memory: module 'm' has lora_A but no lora_B"),
+                       hyplora::io_error);
+}
+
 TEST_CASE("save_adapter / load_adapter round trip, exact in F32 and stable on re-save") {
   TempDir d;
   const io::Adapter a = random_adapter(4);

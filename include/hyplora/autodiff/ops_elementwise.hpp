@@ -14,6 +14,7 @@
 #include <string>
 
 #include "hyplora/autodiff/tape.hpp"
+#include "hyplora/core/config.hpp"
 #include "hyplora/core/errors.hpp"
 
 namespace hyplora::ad {
@@ -298,14 +299,31 @@ struct ReluF {
 struct GeluF {
   static constexpr double k0 = 0.7978845608028654;  // √(2/π)
   static constexpr double k1 = 0.044715;
+  // The formula once, in pieces over a value type V with scalar type S: a scalar here and in the
+  // CUDA kernels (cuda/kernels/gelu.cuh), an Eigen array in the vectorised row op of
+  // examples/transformer/model.hpp. y = ½x(1 + th), th = tanh(k0(x + k1x³)),
+  // y′ = ½(1 + th) + ½x(1 − th)(1 + th)·k0(1 + 3k1x²).
+  HYPLORA_HD_GENERIC
+  HYPLORA_HD_GENERIC
+  template <class S, class V>
+  static HYPLORA_HD_INLINE auto tanh_arg(const V& x) { return S(k0) * (x + S(k1) * x * x * x); }
+  HYPLORA_HD_GENERIC
+  HYPLORA_HD_GENERIC
+  template <class S, class V, class W>
+  static HYPLORA_HD_INLINE auto from_tanh(const V& x, const W& th) { return S(0.5) * x * (S(1) + th); }
+  HYPLORA_HD_GENERIC
+  HYPLORA_HD_GENERIC
+  template <class S, class V, class W>
+  static HYPLORA_HD_INLINE auto grad_from_tanh(const V& x, const W& th) {
+    return S(0.5) * (S(1) + th) + S(0.5) * x * (S(1) - th) * (S(1) + th) * S(k0) * (S(1) + S(3 * k1) * x * x);
+  }
   template <class T> static T f(T x, T, T) {
     using std::tanh;
-    return T(0.5) * x * (T(1) + tanh(T(k0) * (x + T(k1) * x * x * x)));
+    return from_tanh<T>(x, tanh(tanh_arg<T>(x)));
   }
   template <class T> static T df(T x, T, T, T) {
     using std::tanh;
-    const T th = tanh(T(k0) * (x + T(k1) * x * x * x));
-    return T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th) * (T(1) + th) * T(k0) * (T(1) + T(3 * k1) * x * x);
+    return grad_from_tanh<T>(x, tanh(tanh_arg<T>(x)));
   }
 };
 // GELU, exact: xΦ(x) = ½x(1 + erf(x/√2)); derivative Φ(x) + xφ(x).

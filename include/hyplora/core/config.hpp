@@ -14,3 +14,13 @@
 #define HYPLORA_HD
 #define HYPLORA_HD_INLINE inline
 #endif
+
+// HYPLORA_HD_GENERIC goes before the `template` line of an HYPLORA_HD template that the host
+// also instantiates on host-only value types (Eigen arrays: the vectorised CPU loops share the
+// element formula with the kernels). It tells nvcc not to check the execution space of such an
+// instantiation; device code only ever instantiates it on scalars.
+#if defined(__CUDACC__)
+#define HYPLORA_HD_GENERIC _Pragma("nv_exec_check_disable")
+#else
+#define HYPLORA_HD_GENERIC
+#endif

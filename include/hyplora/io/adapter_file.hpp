@@ -192,23 +192,13 @@ inline void save_adapter(const std::filesystem::path& dir, const Adapter& adapte
   write_file_atomic(dir / adapter_config_name, detail::config_to_json(adapter.config).dump(2) + "\n");
 }
 
-/// Read an adapter directory written by save_adapter or by PEFT. Throws io_error for missing or
-/// malformed files, unknown key suffixes (naming the key), a lora_A without lora_B (or the
-/// reverse), non-floating dtypes; shape_error when ranks disagree (naming both shapes).
-inline Adapter load_adapter(const std::filesystem::path& dir) {
+/// The adapter held by an already parsed weights file `f` under an already read `config`:
+/// load_adapter without the file system (`source` names the weights in messages). Same checks
+/// and exceptions as load_adapter.
+inline Adapter adapter_from(const AdapterConfig& config, const SafetensorsFile& f,
+                            const std::string& source = "<memory>") {
   Adapter a;
-  const std::filesystem::path cfg_path = dir / adapter_config_name;
-  const std::vector<std::uint8_t> cfg_bytes = read_file(cfg_path);
-  nlohmann::json cfg;
-  try {
-    cfg = nlohmann::json::parse(cfg_bytes.begin(), cfg_bytes.end());
-  } catch (const nlohmann::json::exception& e) {
-    throw io_error(cfg_path.string() + ": not valid JSON: " + e.what());
-  }
-  a.config = detail::config_from_json(cfg, cfg_path.string());
-
-  const std::filesystem::path w_path = dir / adapter_weights_name;
-  const SafetensorsFile f = SafetensorsFile::load(w_path);
+  a.config = config;
   struct Parts {
     std::optional<std::string> A, B, k, s;  // the keys found
   };
@@ -218,7 +208,7 @@ inline Adapter load_adapter(const std::filesystem::path& dir) {
   for (const std::string& key : f.names()) {
     const TensorInfo& t = f.info(key);
     if (!is_convertible_float(t.dtype)) {
-      throw io_error(w_path.string() + ": tensor '" + key + "' has dtype " + dtype_name(t.dtype) +
+      throw io_error(source + ": tensor '" + key + "' has dtype " + dtype_name(t.dtype) +
                      "; adapters hold F32, F64, F16 or BF16");
     }
     std::string rest = key;
@@ -236,26 +226,26 @@ inline Adapter load_adapter(const std::filesystem::path& dir) {
       }
     }
     if (which < 0) {
-      throw io_error(w_path.string() + ": unknown adapter key '" + key +
+      throw io_error(source + ": unknown adapter key '" + key +
                      "' (expected <module>.lora_A.weight, .lora_B.weight, .lora_k or .lora_norm_scale)");
     }
     Parts& p = found[module];
     std::optional<std::string>* slot[] = {&p.A, &p.B, &p.k, &p.s};
     if (*slot[which]) {
-      throw io_error(w_path.string() + ": keys '" + **slot[which] + "' and '" + key +
+      throw io_error(source + ": keys '" + **slot[which] + "' and '" + key +
                      "' name the same tensor");
     }
     *slot[which] = key;
   }
   for (const auto& [module, p] : found) {
     if (!p.A || !p.B) {
-      throw io_error(w_path.string() + ": module '" + module + "' has " +
+      throw io_error(source + ": module '" + module + "' has " +
                      (p.A ? "lora_A but no lora_B" : p.B ? "lora_B but no lora_A"
                                                         : "no lora_A/lora_B"));
     }
     for (const std::string* key : {&*p.A, &*p.B}) {
       if (f.info(*key).shape.size() != 2) {
-        throw shape_error(w_path.string() + ": '" + *key + "' must be 2-D, got shape " +
+        throw shape_error(source + ": '" + *key + "' must be 2-D, got shape " +
                           detail::shape_string(f.info(*key).shape));
       }
     }
@@ -268,6 +258,23 @@ inline Adapter load_adapter(const std::filesystem::path& dir) {
     a.modules.emplace(module, std::move(m));
   }
   return a;
+}
+
+/// Read an adapter directory written by save_adapter or by PEFT. Throws io_error for missing or
+/// malformed files, unknown key suffixes (naming the key), a lora_A without lora_B (or the
+/// reverse), non-floating dtypes; shape_error when ranks disagree (naming both shapes).
+inline Adapter load_adapter(const std::filesystem::path& dir) {
+  const std::filesystem::path cfg_path = dir / adapter_config_name;
+  const std::vector<std::uint8_t> cfg_bytes = read_file(cfg_path);
+  nlohmann::json cfg;
+  try {
+    cfg = nlohmann::json::parse(cfg_bytes.begin(), cfg_bytes.end());
+  } catch (const nlohmann::json::exception& e) {
+    throw io_error(cfg_path.string() + ": not valid JSON: " + e.what());
+  }
+  const AdapterConfig config = detail::config_from_json(cfg, cfg_path.string());
+  const std::filesystem::path w_path = dir / adapter_weights_name;
+  return adapter_from(config, SafetensorsFile::load(w_path), w_path.string());
 }
 
 }  // namespace hyplora::io

@@ -14,6 +14,7 @@
 #include <Eigen/Core>
 
 #include "hyplora/autodiff/parameters.hpp"
+#include "hyplora/core/config.hpp"
 #include "hyplora/optim/detail/param_slots.hpp"
 
 namespace hyplora::optim {
@@ -57,18 +58,49 @@ inline AdamCoefs adam_coefs(const AdamConfig& c, std::int64_t t) {
   return AdamCoefs{c.lr / bc1, 1.0 / std::sqrt(bc2)};
 }
 
+/// One step's scalars in the parameter type, and the element update of Eq. (203)–(207) written
+/// once for every caller: the vectorised CPU loop (Eigen arrays), the scalar AMSGrad loop and
+/// the CUDA kernel (cuda/kernels/adamw.cuh) instantiate the same HYPLORA_HD members on their
+/// value type V (a scalar or an Eigen array expression).
+template <class T>
+struct AdamStep {
+  T b1, b2, one_b1, one_b2, eps, wd, decay, step, ibc2;
+  bool decoupled;  // AdamW: x ← x(1 − lr·λ) before the update (Eq. (203))
+  bool l2;         // Adam: g ← g + λx (Eq. (204))
+
+  static AdamStep make(const AdamConfig& c, std::int64_t t) {
+    const AdamCoefs k = adam_coefs(c, t);
+    return AdamStep{T(c.beta1), T(c.beta2), T(1.0 - c.beta1), T(1.0 - c.beta2), T(c.eps), T(c.weight_decay),
+                    T(1.0 - c.lr * c.weight_decay), T(k.step_size), T(k.inv_sqrt_bc2),
+                    c.weight_decay != 0.0 && c.decoupled_weight_decay, c.weight_decay != 0.0 && !c.decoupled_weight_decay};
+  }
+  HYPLORA_HD_GENERIC
+  HYPLORA_HD_GENERIC
+  template <class V, class W>
+  HYPLORA_HD_INLINE auto l2_grad(const V& g, const W& x) const { return g + wd * x; }
+  HYPLORA_HD_GENERIC
+  HYPLORA_HD_GENERIC
+  template <class V, class W>
+  HYPLORA_HD_INLINE auto first_moment(const V& m, const W& g) const { return b1 * m + one_b1 * g; }
+  HYPLORA_HD_GENERIC
+  HYPLORA_HD_GENERIC
+  template <class V, class W>
+  HYPLORA_HD_INLINE auto second_moment(const V& v, const W& g) const { return b2 * v + one_b2 * g * g; }
+  /// x − step·m/(√v̂·(1/√bc2) + eps), v̂ = v (or its running max for AMSGrad).
+  HYPLORA_HD_GENERIC
+  HYPLORA_HD_GENERIC
+  template <class X, class M, class V>
+  HYPLORA_HD_INLINE auto updated(const X& x, const M& m, const V& vhat) const {
+    using std::sqrt;
+    return x - step * m / (sqrt(vhat) * ibc2 + eps);
+  }
+};
+
 /// One Adam(W) update of n scalars at step t ≥ 1. vmax is used only with AMSGrad.
 template <class T>
 inline void adam_update(T* x, const T* g, T* m, T* v, T* vmax, std::size_t n, const AdamConfig& c,
                         std::int64_t t) {
-  using std::sqrt;
-  const AdamCoefs k = adam_coefs(c, t);
-  const T b1 = T(c.beta1), b2 = T(c.beta2), eps = T(c.eps), wd = T(c.weight_decay);
-  const T one_b1 = T(1.0 - c.beta1), one_b2 = T(1.0 - c.beta2);
-  const T decay = T(1.0 - c.lr * c.weight_decay);
-  const T step = T(k.step_size), ibc2 = T(k.inv_sqrt_bc2);
-  const bool decoupled = c.weight_decay != 0.0 && c.decoupled_weight_decay;
-  const bool l2 = c.weight_decay != 0.0 && !c.decoupled_weight_decay;
+  const AdamStep<T> k = AdamStep<T>::make(c, t);
   if (!c.amsgrad) {
     // The same arithmetic, in order, as the loop below, on Eigen packets over chunks that stay in
     // L1 (the scalar loop does not vectorise: sqrt may set errno, and the arrays may alias).
@@ -84,30 +116,26 @@ inline void adam_update(T* x, const T* g, T* m, T* v, T* vmax, std::size_t n, co
       const Eigen::Index len = static_cast<Eigen::Index>(std::min(kChunk, n - b));
       Eigen::Map<Arr> X(x + b, len), M(m + b, len), V(v + b, len);
       const Eigen::Map<const Arr> G(g + b, len);
-      if (l2) {
-        M = b1 * M + one_b1 * (G + wd * X);
-        V = b2 * V + one_b2 * (G + wd * X) * (G + wd * X);
+      if (k.l2) {
+        M = k.first_moment(M, k.l2_grad(G, X));
+        V = k.second_moment(V, k.l2_grad(G, X));
       } else {
-        if (decoupled) X *= decay;
-        M = b1 * M + one_b1 * G;
-        V = b2 * V + one_b2 * G * G;
+        if (k.decoupled) X *= k.decay;
+        M = k.first_moment(M, G);
+        V = k.second_moment(V, G);
       }
-      X -= step * M / (V.sqrt() * ibc2 + eps);
+      X = k.updated(X, M, V);
     }
     return;
   }
   for (std::size_t i = 0; i < n; ++i) {
     T gi = g[i];
-    if (l2) gi += wd * x[i];
-    if (decoupled) x[i] *= decay;
-    m[i] = b1 * m[i] + one_b1 * gi;
-    v[i] = b2 * v[i] + one_b2 * gi * gi;
-    T vi = v[i];
-    if (c.amsgrad) {
-      if (vi > vmax[i]) vmax[i] = vi;
-      vi = vmax[i];
-    }
-    x[i] -= step * m[i] / (sqrt(vi) * ibc2 + eps);
+    if (k.l2) gi = k.l2_grad(gi, x[i]);
+    if (k.decoupled) x[i] *= k.decay;
+    m[i] = k.first_moment(m[i], gi);
+    v[i] = k.second_moment(v[i], gi);
+    if (v[i] > vmax[i]) vmax[i] = v[i];  // AMSGrad (Eq. (207))
+    x[i] = k.updated(x[i], m[i], vmax[i]);
   }
 }
 

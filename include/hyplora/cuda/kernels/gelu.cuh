@@ -1,7 +1,6 @@
 // hyplora/cuda/kernels/gelu.cuh — GELU (tanh approximation) forward and backward on the device.
-// Reference: ad::gelu (autodiff/ops_elementwise.hpp, detail::GeluF); the constants are GeluF's.
-//   y = ½x(1 + tanh(k0(x + k1x³))),
-//   y′ = ½(1 + th) + ½x(1 − th²)·k0(1 + 3k1x²),  th = tanh(k0(x + k1x³)).
+// The formula is ad::gelu's (autodiff/ops_elementwise.hpp, detail::GeluF's HYPLORA_HD pieces):
+//   y = ½x(1 + th),  y′ = ½(1 + th) + ½x(1 − th²)·k0(1 + 3k1x²),  th = tanh(k0(x + k1x³)).
 // x, y, g, dx: n elements (any shape, contiguous). Math in acc_t<T> (float for half).
 #pragma once
 
@@ -19,11 +18,11 @@ namespace detail {
 template <class T>
 __global__ void gelu_forward_kernel(const T* __restrict__ x, T* __restrict__ y, std::int64_t n) {
   using A = acc_t<T>;
-  const A k0 = A(ad::detail::GeluF::k0), k1 = A(ad::detail::GeluF::k1);
+  using ad::detail::GeluF;
   for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < n;
        e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const A v = static_cast<A>(x[e]);
-    y[e] = static_cast<T>(A(0.5) * v * (A(1) + tanh(k0 * (v + k1 * v * v * v))));
+    y[e] = static_cast<T>(GeluF::from_tanh<A>(v, tanh(GeluF::tanh_arg<A>(v))));
   }
 }
 
@@ -32,12 +31,11 @@ template <class T>
 __global__ void gelu_backward_kernel(const T* __restrict__ x, const T* __restrict__ g, T* __restrict__ dx,
                                      std::int64_t n) {
   using A = acc_t<T>;
-  const A k0 = A(ad::detail::GeluF::k0), k1 = A(ad::detail::GeluF::k1);
+  using ad::detail::GeluF;
   for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < n;
        e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const A v = static_cast<A>(x[e]);
-    const A th = tanh(k0 * (v + k1 * v * v * v));
-    const A d = A(0.5) * (A(1) + th) + A(0.5) * v * (A(1) - th) * (A(1) + th) * k0 * (A(1) + A(3) * k1 * v * v);
+    const A d = GeluF::grad_from_tanh<A>(v, tanh(GeluF::tanh_arg<A>(v)));
     dx[e] = static_cast<T>(static_cast<A>(dx[e]) + static_cast<A>(g[e]) * d);
   }
 }
