@@ -14,6 +14,13 @@ bin="$build/examples/poincare_embeddings/poincare_embeddings"
 "$bin" --model both --optim rsgd --dim 10 --epochs 50 --threads "$threads"
 "$bin" --model both --optim radam --dim 10 --epochs 50 --threads "$threads"   # lr 0.02, both directions
 "$bin" --model poincare --optim rsgd --dim 2 --epochs 100 --threads "$threads" --svg "$build/mammals_2d.svg"
+# The full noun closure (82,115 nodes; docs/embeddings.md "Nouns"): opt-in,
+# ≈ 18 min of CPU time: NOUNS=1 THREADS=2 scripts/embeddings.sh
+if [[ "${NOUNS:-0}" == 1 ]]; then
+  nice -n 19 "$bin" --root entity.n.01 --model poincare --dim 10 --burnin 5 --epochs 110 --lr 0.5 --lr-decay 1 \
+    --negatives-from ancestors --degree-negatives 0.5 --ball-eps 1e-10 --threads "$threads" --eval-nodes 2000 \
+    --eval-every 10 --eval-directed 1 --cpu-budget 3300
+fi
 # A short pretraining (about a minute on two idle cores), cached under $build/hyplora-data.
 data="$build/hyplora-data"
 "$build/examples/transformer/hyplora-finetune" pretrain --data-dir "$data" --width 64 --layers 2 --heads 4 \

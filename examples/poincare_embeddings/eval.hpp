@@ -11,6 +11,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -25,6 +26,7 @@ enum class Relation { symmetric, directed };
 struct Reconstruction {
   double mean_rank = 0.0;
   double map = 0.0;
+  double map_se = 0.0;  ///< standard error of `map` as a sample mean of AP(u) (for node samples)
   Index n_nodes = 0;  ///< nodes evaluated (those with at least one neighbour)
   Index n_pairs = 0;  ///< (u, neighbour) pairs ranked
 };
@@ -40,10 +42,10 @@ Reconstruction evaluate_reconstruction(const Graph& g, DistFn&& dist,
   std::vector<node_t> us = nodes;
   if (us.empty())
     for (node_t u = 0; u < g.n; ++u) us.push_back(u);
-  double rank_sum = 0.0, ap_sum = 0.0;
+  double rank_sum = 0.0, ap_sum = 0.0, ap_sq_sum = 0.0;
   std::int64_t n_nodes = 0, n_pairs = 0;
   const auto nu = static_cast<std::int64_t>(us.size());
-#pragma omp parallel for schedule(dynamic, 16) reduction(+ : rank_sum, ap_sum, n_nodes, n_pairs)
+#pragma omp parallel for schedule(dynamic, 16) reduction(+ : rank_sum, ap_sum, ap_sq_sum, n_nodes, n_pairs)
   for (std::int64_t k = 0; k < nu; ++k) {
     const node_t u = us[static_cast<std::size_t>(k)];
     const auto& nb = neighbours[static_cast<std::size_t>(u)];
@@ -72,7 +74,9 @@ Reconstruction evaluate_reconstruction(const Graph& g, DistFn&& dist,
       while (hi < nb.size() && pos[hi] == pos[i]) ++hi;
       ap += static_cast<double>(hi) / static_cast<double>(hi + static_cast<std::size_t>(acc));
     }
-    ap_sum += ap / static_cast<double>(nb.size());
+    ap /= static_cast<double>(nb.size());
+    ap_sum += ap;
+    ap_sq_sum += ap * ap;
     ++n_nodes;
     n_pairs += static_cast<std::int64_t>(nb.size());
   }
@@ -81,6 +85,11 @@ Reconstruction evaluate_reconstruction(const Graph& g, DistFn&& dist,
   r.n_pairs = n_pairs;
   if (n_pairs > 0) r.mean_rank = rank_sum / static_cast<double>(n_pairs);
   if (n_nodes > 0) r.map = ap_sum / static_cast<double>(n_nodes);
+  if (n_nodes > 1) {  // sample variance of AP(u), then the standard error of its mean
+    const double m = static_cast<double>(n_nodes);
+    const double var = std::max(0.0, (ap_sq_sum - m * r.map * r.map) / (m - 1.0));
+    r.map_se = std::sqrt(var / m);
+  }
   return r;
 }
 

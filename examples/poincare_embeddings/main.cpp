@@ -3,8 +3,11 @@
 //   poincare_embeddings [--root mammal.n.01] [--model poincare|lorentz|both]
 //       [--optim rsgd|radam] [--dim 10] [--epochs 50] [--burnin 10] [--lr 0.1 (radam: 0.02)] [--neg 50]
 //       [--threads 0] [--seed 0] [--eval-nodes 0] [--eval-every 0] [--max-edges 0]
-//       [--lr-decay 0] [--beta1 0.9] [--both-directions 0 (radam: 1)] [--negatives-from related|ancestors]
+//       [--eval-directed 0] [--cpu-budget 0 (s of process CPU; 0: none)] [--lr-decay 0] [--beta1 0.9] [--both-directions 0 (radam: 1)] [--negatives-from related|ancestors]
+//       [--degree-negatives 0] [--ball-eps 1e-5] [--diagnose 0]
 //       [--svg mammals.svg] [--wordnet /usr/share/wordnet]
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <cstdlib>
@@ -17,6 +20,7 @@
 #include "svg.hpp"
 #include "trainer.hpp"
 #include "wordnet_graph.hpp"
+#include "hyplora/core/numerics.hpp"
 
 namespace emb = hyplora::examples::emb;
 using hyplora::Index;
@@ -28,7 +32,10 @@ struct Args {
   emb::TrainOptions opt;
   Index eval_nodes = 0;
   int eval_every = 0;
+  bool eval_directed = false;  ///< also the directed relation at every --eval-every point
+  double cpu_budget = 0.0;  ///< stop training after the epoch that passes this much process CPU time (s)
   std::int64_t max_edges = 0;
+  bool diagnose = false;  ///< print where the directed ranking fails (leaves vs inner nodes, who intrudes)
 };
 
 constexpr double kRadamLr = 0.02;
@@ -53,6 +60,8 @@ Args parse(int argc, char** argv) {
     else if (k == "--burnin") a.opt.burnin = std::stoi(v);
     else if (k == "--lr") a.opt.lr = std::stod(v), lr_given = true;
     else if (k == "--neg") a.opt.negatives = std::stoi(v);
+    else if (k == "--degree-negatives") a.opt.degree_negatives = std::stod(v);
+    else if (k == "--ball-eps") a.opt.ball_eps = std::stod(v);
     else if (k == "--lr-decay") a.opt.lr_decay = v != "0";
     else if (k == "--beta1") a.opt.beta1 = std::stod(v);
     else if (k == "--both-directions") a.opt.both_directions = v != "0", both_given = true;
@@ -66,6 +75,9 @@ Args parse(int argc, char** argv) {
     else if (k == "--eval-nodes") a.eval_nodes = std::stol(v);
     else if (k == "--eval-every") a.eval_every = std::stoi(v);
     else if (k == "--max-edges") a.max_edges = std::stoll(v);
+    else if (k == "--cpu-budget") a.cpu_budget = std::stod(v);
+    else if (k == "--eval-directed") a.eval_directed = v != "0";
+    else if (k == "--diagnose") a.diagnose = v != "0";
     else if (k == "--svg") a.svg = v;
     else if (k == "--wordnet") a.wordnet = v;
     else throw hyplora::value_error("unknown option " + k);
@@ -109,6 +121,49 @@ void draw_disk(const emb::Embedding<double>& e, const emb::Graph& g, const std::
   s.save(path);
 }
 
+// Where the directed ranking (Relation::directed) fails: directed AP of leaves and of inner
+// nodes, and who the intruders are (non-ancestors closer than u's farthest ancestor): u's own
+// descendants, hubs (degree >= 1000, the top of the hierarchy), or other nodes.
+void diagnose_directed(const emb::Graph& g, const emb::Embedding<double>& e, const std::vector<emb::node_t>& nodes) {
+  double ap_sum[2] = {0, 0};
+  std::int64_t n_u[2] = {0, 0}, intr_desc = 0, intr_hub = 0, intr_other = 0;
+  for (emb::node_t u : nodes) {
+    const auto& anc = g.out[static_cast<std::size_t>(u)];
+    const auto& rel = g.adj[static_cast<std::size_t>(u)];
+    if (anc.empty()) continue;
+    std::vector<double> pos;
+    for (emb::node_t v : anc) pos.push_back(e.dist(u, v));
+    std::sort(pos.begin(), pos.end());
+    std::vector<std::int64_t> closer(pos.size() + 1, 0);
+    for (emb::node_t w = 0; w < g.n; ++w) {
+      if (w == u || std::binary_search(anc.begin(), anc.end(), w)) continue;
+      const double dw = e.dist(u, w);
+      const auto it = std::upper_bound(pos.begin(), pos.end(), dw);
+      ++closer[static_cast<std::size_t>(it - pos.begin())];
+      if (dw < pos.back()) {
+        if (std::binary_search(rel.begin(), rel.end(), w)) ++intr_desc;
+        else if (g.degree(w) >= 1000) ++intr_hub;
+        else ++intr_other;
+      }
+    }
+    double ap = 0.0;
+    std::int64_t acc = 0;
+    for (std::size_t i = 0; i < pos.size(); ++i) {
+      acc += closer[i];
+      ap += static_cast<double>(i + 1) / static_cast<double>(i + 1 + static_cast<std::size_t>(acc));
+    }
+    const int inner = rel.size() > anc.size() ? 1 : 0;
+    ap_sum[inner] += ap / static_cast<double>(pos.size());
+    ++n_u[inner];
+  }
+  std::fprintf(stderr, "diagnose: directed AP leaves %.4f (%lld), inner nodes %.4f (%lld); intruders per node: "
+               "descendants %.2f, hubs %.2f, others %.2f\n", ap_sum[0] / std::max<std::int64_t>(1, n_u[0]),
+               static_cast<long long>(n_u[0]), ap_sum[1] / std::max<std::int64_t>(1, n_u[1]), static_cast<long long>(n_u[1]),
+               static_cast<double>(intr_desc) / static_cast<double>(std::max<std::int64_t>(1, n_u[0] + n_u[1])),
+               static_cast<double>(intr_hub) / static_cast<double>(std::max<std::int64_t>(1, n_u[0] + n_u[1])),
+               static_cast<double>(intr_other) / static_cast<double>(std::max<std::int64_t>(1, n_u[0] + n_u[1])));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -139,6 +194,7 @@ int main(int argc, char** argv) try {
     double secs = 0.0;
     const std::clock_t cpu0 = std::clock();  // CPU time too: the 2-core machine is shared
     std::int64_t edges_done = 0;
+    int epochs_run = a.opt.epochs;
     const auto evaluate = [&](emb::Relation rel) {
       return emb::evaluate_reconstruction(g, [&](emb::node_t x, emb::node_t y) { return e.dist(x, y); },
                                           eval_nodes, rel);
@@ -148,23 +204,50 @@ int main(int argc, char** argv) try {
       const emb::EpochStats st = emb::train_epoch(e, g, a.opt, ep, a.max_edges, label.c_str());
       secs += st.seconds;
       edges_done += st.pairs;
-      if (a.eval_every > 0 && (ep + 1) % a.eval_every == 0) {
+      const double cpu_now = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC;
+      const bool out_of_budget = a.cpu_budget > 0 && cpu_now >= a.cpu_budget;
+      if (a.eval_every > 0 && ((ep + 1) % a.eval_every == 0 || out_of_budget)) {
         const emb::Reconstruction r = evaluate(emb::Relation::symmetric);
-        const emb::Reconstruction rd = evaluate(emb::Relation::directed);
-        std::fprintf(stderr, "%s epoch %d: loss %.4f, %.2f s, %.0f edges/s, MAP %.4f, mean rank %.2f "
-                     "(directed: MAP %.4f, mean rank %.2f)\n", emb::model_name(m), ep + 1, st.loss,
-                     st.seconds, st.edges_per_s, r.map, r.mean_rank, rd.map, rd.mean_rank);
+        std::fprintf(stderr, "%s epoch %d: loss %.4f, %.2f s, %.0f edges/s, MAP %.4f +- %.4f (%lld nodes), "
+                     "mean rank %.2f; %.0f s wall, %.0f s CPU so far\n", emb::model_name(m), ep + 1, st.loss,
+                     st.seconds, st.edges_per_s, r.map, r.map_se, static_cast<long long>(r.n_nodes),
+                     r.mean_rank, secs, cpu_now);
+        if (m == emb::Model::poincare) {  // how many rows sit on the projx clamp (|x| = (1 - ball_eps)R)
+          Index clamped = 0;
+          double rmax = 0.0;
+          for (Index i = 0; i < g.n; ++i) {
+            const double rn = e.X.row(i).norm() / std::sqrt(e.K);
+            rmax = std::max(rmax, rn);
+            if (rn > 1.0 - 2.0 * a.opt.ball_eps) ++clamped;
+          }
+          std::fprintf(stderr, "%s epoch %d: %lld of %lld rows on the boundary clamp, max |x|/R = 1 - %.3g\n",
+                       emb::model_name(m), ep + 1, static_cast<long long>(clamped), static_cast<long long>(g.n), 1.0 - rmax);
+        }
+        if (a.eval_directed) {
+          const emb::Reconstruction rd = evaluate(emb::Relation::directed);
+          std::fprintf(stderr, "%s epoch %d: directed MAP %.4f +- %.4f (%lld nodes), mean rank %.2f\n",
+                       emb::model_name(m), ep + 1, rd.map, rd.map_se, static_cast<long long>(rd.n_nodes), rd.mean_rank);
+        }
+      }
+      if (out_of_budget) {
+        std::fprintf(stderr, "%s: CPU budget of %.0f s reached after epoch %d\n", emb::model_name(m), a.cpu_budget, ep + 1);
+        epochs_run = ep + 1;
+        break;
       }
     }
+    if (a.diagnose) diagnose_directed(g, e, eval_nodes);
     const double cpu = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC;
     std::fprintf(stderr, "%s: training %.1f s wall, %.1f s CPU (all threads, with --eval-every evaluations)\n",
                  emb::model_name(m), secs, cpu);
     const emb::Reconstruction r = evaluate(emb::Relation::symmetric);
     const emb::Reconstruction rd = evaluate(emb::Relation::directed);
+    if (!eval_nodes.empty())
+      std::fprintf(stderr, "%s: MAP on %lld sampled nodes %.4f +- %.4f (standard error)\n", emb::model_name(m),
+                   static_cast<long long>(r.n_nodes), r.map, r.map_se);
     char line[256];
     std::snprintf(line, sizeof line, "| %-8s | %-5s | %3lld | %6d | %.4f | %9.2f | %.4f | %9.2f | %7.3f | %9.0f |",
                   emb::model_name(m), emb::optimizer_name(a.opt.optimizer), static_cast<long long>(a.opt.dim),
-                  a.opt.epochs, r.map, r.mean_rank, rd.map, rd.mean_rank, secs / a.opt.epochs,
+                  epochs_run, r.map, r.mean_rank, rd.map, rd.mean_rank, secs / epochs_run,
                   static_cast<double>(edges_done) / secs);
     std::printf("%s\n", line);
     std::fflush(stdout);

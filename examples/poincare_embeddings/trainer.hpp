@@ -8,7 +8,8 @@
 // or Riemannian Adam (docs/math.md §7). Edges are spread over OpenMP threads Hogwild-style:
 // threads update shared rows without locks, as in N&K's and most public implementations; with
 // one thread a run is deterministic for a given seed.
-// Burn-in (N&K): the first `burnin` epochs use lr/10 and draw negatives ∝ degree^0.75.
+// Burn-in (N&K): the first `burnin` epochs use lr/10 and draw negatives ∝ degree^0.75; with
+// degree_negatives = f a fraction f of them stays so afterwards (Eq. (E8), what lifts the nouns).
 #pragma once
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -30,6 +32,7 @@
 #include "progress.hpp"
 #include "hyplora/analysis/detail/rng.hpp"
 #include "hyplora/core/errors.hpp"
+#include "hyplora/core/numerics.hpp"
 #include "hyplora/core/types.hpp"
 #include "hyplora/manifold/detail/lorentz_dist_vjp.hpp"
 #include "hyplora/manifold/detail/lorentz_rows.hpp"
@@ -60,6 +63,15 @@ struct TrainOptions {
   int burnin = 10;            ///< epochs at lr/burnin_div with degree^0.75 negatives
   double burnin_div = 10.0;
   int negatives = 50;
+  /// After burn-in, this fraction of the negatives is still drawn ∝ degree^0.75 (Eq. (E8)): the
+  /// hubs near the origin are the non-ancestors every node must out-rank, and uniform draws
+  /// almost never pick them on a large closure (docs/embeddings.md, "Nouns").
+  double degree_negatives = 0.0;
+  /// Poincaré RSGD keeps rows at |x| <= (1 − ball_eps)R, i.e. within 2R·artanh(1 − ball_eps) of
+  /// the origin (12.2 for 1e-5, 23.7 for 1e-10): the noun closure is deep enough to fill the
+  /// default shell (docs/embeddings.md, "Nouns"); double resolves K − |x|² to 1e-16·K, so
+  /// 1e-10 keeps 6 digits in the gaps of Eq. (76).
+  double ball_eps = numerics<double>::ball_eps();
   double init_scale = 1e-3;   ///< coordinates start uniform in [−s, s] (N&K)
   double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8;
   std::uint64_t seed = 0;
@@ -115,6 +127,8 @@ Embedding<T> init_embedding(Index n, const TrainOptions& opt) {
   if (opt.dim < 1 || n < 1) throw value_error("init_embedding: dim = " + std::to_string(opt.dim) +
                                               ", n = " + std::to_string(n));
   check_curvature(opt.K);
+  if (!(opt.ball_eps >= 1e-12 && opt.ball_eps < 0.5))
+    throw value_error("init_embedding: ball_eps = " + std::to_string(opt.ball_eps) + " outside [1e-12, 0.5)");
   Embedding<T> e;
   e.model = opt.model;
   e.dim = opt.dim;
@@ -139,7 +153,8 @@ namespace detail {
 template <class T>
 struct Scratch {
   std::vector<node_t> cand;
-  std::vector<T> d, gu, gc, rg, tmp, tmp2;
+  std::vector<T> d, gu, rg, tmp, tmp2;
+  std::vector<poincare_rows::PairGaps<T>> pg;  ///< Poincaré: per-candidate norms of Eq. (76)
 };
 
 /// One Riemannian step on row x with Riemannian gradient rg (Eq. (80) / (27) already applied).
@@ -154,7 +169,11 @@ void apply_step(Embedding<T>& e, Index row, T* rg, T lr, const TrainOptions& opt
   if (opt.optimizer == Optimizer::rsgd) {
     if (e.model == Model::poincare) {
       for (Index i = 0; i < n; ++i) x[i] -= lr * rg[i];
-      poincare_rows::projx(x, x, d, e.K);
+      // projx with the trainer's ε (TrainOptions::ball_eps) instead of numerics' 1e-5.
+      const T r_max = (T(1) - static_cast<T>(opt.ball_eps)) * R;
+      const T xn = poincare_rows::norm(x, d);
+      if (xn > r_max)
+        for (Index i = 0; i < n; ++i) x[i] *= r_max / xn;
     } else {
       for (Index i = 0; i < n; ++i) rg[i] *= -lr;
       lorentz_rows::expmap(x, rg, s.tmp.data(), d, R);
@@ -196,49 +215,134 @@ void apply_step(Embedding<T>& e, Index row, T* rg, T lr, const TrainOptions& opt
   }
 }
 
+/// Negative sampler of the burn-in, nodes ∝ degree^0.75 (Eq. (E7)): Walker's alias table, so
+/// a draw is one uniform index and one uniform real (O(1), two table reads) instead of a binary
+/// search over an N-entry CDF (17 dependent cache misses per draw on the noun closure).
+struct AliasTable {
+  /// Slot i: taken with probability `prob`, else `alias`; one 8-byte slot, so a draw reads one
+  /// cache line (float is ample for sampling weights).
+  struct Slot {
+    float prob;
+    node_t alias;
+  };
+  std::vector<Slot> slots;  ///< (N)
+
+  explicit AliasTable(const std::vector<double>& w) : slots(w.size()) {
+    const std::size_t n = w.size();
+    double total = 0.0;
+    for (double x : w) total += x;
+    if (n == 0 || !(total > 0.0)) throw value_error("AliasTable: empty or zero weights (n = " + std::to_string(n) + ")");
+    std::vector<double> prob(n);
+    std::vector<std::size_t> small, large;
+    for (std::size_t i = 0; i < n; ++i) {
+      prob[i] = w[i] * static_cast<double>(n) / total;
+      slots[i].alias = static_cast<node_t>(i);
+      (prob[i] < 1.0 ? small : large).push_back(i);
+    }
+    while (!small.empty() && !large.empty()) {
+      const std::size_t s = small.back(), l = large.back();
+      small.pop_back();
+      slots[s].alias = static_cast<node_t>(l);
+      prob[l] -= 1.0 - prob[s];
+      if (prob[l] < 1.0) {
+        large.pop_back();
+        small.push_back(l);
+      }
+    }
+    for (std::size_t i : small) prob[i] = 1.0;  // rounding leftovers
+    for (std::size_t i : large) prob[i] = 1.0;
+    for (std::size_t i = 0; i < n; ++i) slots[i].prob = static_cast<float>(prob[i]);
+  }
+  node_t operator()(std::mt19937_64& rng) const {
+    const auto i = static_cast<std::size_t>(analysis::detail::uniform_below(rng, slots.size()));
+    return analysis::detail::uniform_open0(rng) <= static_cast<double>(slots[i].prob) ? static_cast<node_t>(i)
+                                                                                      : slots[i].alias;
+  }
+};
+
+/// Hint the cache to fetch row x (stride values): on the noun closure the 51 random rows of an
+/// edge miss the caches, and fetching them all up front overlaps those misses.
+template <class T>
+inline void prefetch_row(const T* x, Index stride) {
+#if defined(__GNUC__) || defined(__clang__)
+  const char* p = reinterpret_cast<const char*>(x);
+  const std::size_t bytes = static_cast<std::size_t>(stride) * sizeof(T);
+  for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 1, 3);
+  __builtin_prefetch(p + bytes - 1, 1, 3);  // a row may straddle one more line
+#else
+  (void)x;
+  (void)stride;
+#endif
+}
+
 /// Loss and updates of one edge (u, v); returns the loss (Eq. (E4)).
+/// Two passes over the candidates: distances (keeping the chord-form quantities of Eq. (76)
+/// per pair), then gradients and row updates from those same quantities (Eq. (E1)), so the
+/// Poincaré path forms each pair's norms once. Every gradient is taken at the rows as they
+/// were when the edge started (u is updated last, as before).
 template <class T, class Sampler>
 T train_edge(Embedding<T>& e, const Graph& g, node_t u, node_t v, T lr, const TrainOptions& opt,
              Sampler&& sample, Scratch<T>& s) {
   const Index n = e.stride();
   const Index d = e.dim;
   const T R = std::sqrt(e.K);
+  const T K = e.K;
   s.cand.clear();
   s.cand.push_back(v);
+  prefetch_row(e.X.row(v).data(), n);
   // Rejection sampling with a bounded number of tries: a node adjacent to almost everything
   // (the root) simply gets fewer negatives.
+  const auto& rel = opt.directed_negatives && !opt.both_directions ? g.out[static_cast<std::size_t>(u)]
+                                                                   : g.adj[static_cast<std::size_t>(u)];
   for (int tries = 0; tries < 4 * opt.negatives && static_cast<int>(s.cand.size()) <= opt.negatives; ++tries) {
     const node_t w = sample();
     if (w == u) continue;
-    const bool related = opt.directed_negatives && !opt.both_directions
-                             ? std::binary_search(g.out[static_cast<std::size_t>(u)].begin(),
-                                                  g.out[static_cast<std::size_t>(u)].end(), w)
-                             : g.adjacent(u, w);
-    if (!related) s.cand.push_back(w);
+    if (!std::binary_search(rel.begin(), rel.end(), w)) {
+      s.cand.push_back(w);
+      prefetch_row(e.X.row(w).data(), n);
+    }
   }
   const std::size_t k = s.cand.size();
   s.d.resize(k);
+  s.pg.resize(k);
+  const T* xu = e.X.row(u).data();
   T dmin = T(0);
   for (std::size_t j = 0; j < k; ++j) {
-    s.d[j] = e.dist(u, s.cand[j]);
+    const T* xc = e.X.row(s.cand[j]).data();
+    if (e.model == Model::poincare) {
+      s.pg[j] = poincare_rows::pair_gaps(xu, xc, d, R);
+      s.d[j] = T(2) * R * std::asinh(R * std::sqrt(s.pg[j].dd) / std::sqrt(s.pg[j].gx * s.pg[j].gy));  // Eq. (76)
+    } else {
+      s.d[j] = lorentz_rows::dist(xu, xc, d, R);
+    }
     dmin = j == 0 || s.d[j] < dmin ? s.d[j] : dmin;
   }
+  const T d_pos = s.d[0];
   T Z = T(0);
   for (std::size_t j = 0; j < k; ++j) {
     s.d[j] = std::exp(-(s.d[j] - dmin));
     Z += s.d[j];
   }
-  const T loss = e.dist(u, v) - dmin + std::log(Z);
+  const T loss = d_pos - dmin + std::log(Z);
   std::fill(s.gu.begin(), s.gu.end(), T(0));
-  const T* xu = e.X.row(u).data();
+  const T inv4K2 = T(1) / (T(4) * K * K);
   for (std::size_t j = 0; j < k; ++j) {
     const T gj = (j == 0 ? T(1) : T(0)) - s.d[j] / Z;  // ∂L/∂d_j
     const Index c = s.cand[j];
     T* xc = e.X.row(c).data();
     if (e.model == Model::poincare) {
-      poincare_rows::dist_backward(xu, xc, d, e.K, gj, s.tmp.data(), s.gc.data());
-      for (Index i = 0; i < n; ++i) s.gu[static_cast<std::size_t>(i)] += s.tmp[static_cast<std::size_t>(i)];
-      poincare_rows::egrad2rgrad(xc, s.gc.data(), s.rg.data(), d, e.K);
+      // Eq. (E1) from the stored pair quantities: ∂d/∂x = a[(x − y) + |x − y|²/(K − |x|²)·x].
+      const poincare_rows::PairGaps<T>& p = s.pg[j];
+      const T den = std::sqrt(p.dd) * std::sqrt(p.gx * p.gy + K * p.dd);
+      const T a = den > T(0) ? gj * T(2) * K / den : T(0);
+      const T ax = den > T(0) ? a * p.dd / p.gx : T(0);
+      const T ay = den > T(0) ? a * p.dd / p.gy : T(0);
+      const T f = p.gy * p.gy * inv4K2;  // 1/λ_y², Eq. (80)
+      for (Index i = 0; i < d; ++i) {
+        const T di = xu[i] - xc[i];
+        s.gu[static_cast<std::size_t>(i)] += a * di + ax * xu[i];
+        s.rg[static_cast<std::size_t>(i)] = f * (-a * di + ay * xc[i]);
+      }
     } else {
       lorentz_rows::dist_rgrad(xu, xc, d, R, gj, s.tmp.data());
       for (Index i = 0; i < n; ++i) s.gu[static_cast<std::size_t>(i)] += s.tmp[static_cast<std::size_t>(i)];
@@ -289,12 +393,15 @@ EpochStats train_epoch(Embedding<T>& e, const Graph& g, const TrainOptions& opt,
     std::swap(order[i - 1], order[analysis::detail::uniform_below(shuf, i)]);
   const std::int64_t n_edges = max_edges > 0 && max_edges < static_cast<std::int64_t>(order.size())
                                    ? max_edges : static_cast<std::int64_t>(order.size());
-  // Burn-in negatives ∝ degree^0.75 (N&K's unigram-style sampler), by inverse CDF.
-  std::vector<double> cdf;
-  if (burn) {
-    cdf.resize(static_cast<std::size_t>(g.n));
-    double acc = 0.0;
-    for (node_t u = 0; u < g.n; ++u) cdf[static_cast<std::size_t>(u)] = acc += std::pow(static_cast<double>(g.degree(u)), 0.75);
+  // Negatives ∝ degree^0.75 (N&K's unigram-style sampler), by an alias table.
+  std::unique_ptr<detail::AliasTable> degree_sampler;
+  if (!(opt.degree_negatives >= 0.0 && opt.degree_negatives <= 1.0))
+    throw value_error("train_epoch: degree_negatives = " + std::to_string(opt.degree_negatives) + " outside [0, 1]");
+  const double deg_frac = burn ? 1.0 : opt.degree_negatives;
+  if (deg_frac > 0.0) {
+    std::vector<double> w(static_cast<std::size_t>(g.n));
+    for (node_t u = 0; u < g.n; ++u) w[static_cast<std::size_t>(u)] = std::pow(static_cast<double>(g.degree(u)), 0.75);
+    degree_sampler = std::make_unique<detail::AliasTable>(w);
   }
   double loss_sum = 0.0;
   std::int64_t done = 0;
@@ -311,16 +418,16 @@ EpochStats train_epoch(Embedding<T>& e, const Graph& g, const TrainOptions& opt,
     detail::Scratch<T> s;
     const auto w = static_cast<std::size_t>(e.stride());
     s.gu.resize(w);
-    s.gc.resize(w);
     s.rg.resize(w);
     s.tmp.resize(w);
     s.tmp2.resize(w);
     const auto un = static_cast<std::uint64_t>(g.n);
+    // Eq. (E8): burn-in draws every negative ∝ degree^0.75; afterwards a fraction
+    // `degree_negatives` of them (one extra uniform per draw only when that is in (0, 1)).
     auto sample = [&]() -> node_t {
-      if (!burn) return static_cast<node_t>(analysis::detail::uniform_below(rng, un));
-      const double r = std::uniform_real_distribution<double>(0.0, cdf.back())(rng);
-      const auto it = std::upper_bound(cdf.begin(), cdf.end(), r);
-      return static_cast<node_t>(std::min<std::ptrdiff_t>(it - cdf.begin(), g.n - 1));
+      if (deg_frac >= 1.0 || (deg_frac > 0.0 && analysis::detail::uniform_open0(rng) <= deg_frac))
+        return (*degree_sampler)(rng);
+      return static_cast<node_t>(analysis::detail::uniform_below(rng, un));
     };
 #if defined(_OPENMP)
 #pragma omp for schedule(static)

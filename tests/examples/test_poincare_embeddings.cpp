@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <string>
+#include <random>
 #include <vector>
 
 #include "../../examples/poincare_embeddings/eval.hpp"
@@ -69,12 +70,17 @@ TEST_CASE("reconstruction metrics on a hand-made example") {
   CHECK(r.n_pairs == 4);
   CHECK(r.mean_rank == doctest::Approx((1.0 + 2.0 + 2.0 + 3.0) / 4.0));
   CHECK(r.map == doctest::Approx((5.0 / 6.0 + 0.5 + 1.0 / 3.0) / 3.0));
+  {  // standard error of the mean AP: sample standard deviation of (5/6, 1/2, 1/3) over √3
+    const double m = r.map, a0 = 5.0 / 6.0 - m, a1 = 0.5 - m, a2 = 1.0 / 3.0 - m;
+    CHECK(r.map_se == doctest::Approx(std::sqrt((a0 * a0 + a1 * a1 + a2 * a2) / 2.0 / 3.0)));
+  }
   // A perfect embedding: neighbours strictly closer than everything else.
   const double P[4][4] = {{0, 1, 1, 9}, {1, 0, 9, 9}, {1, 9, 0, 9}, {9, 9, 9, 0}};
   const emb::Reconstruction p =
       emb::evaluate_reconstruction(g, [&](emb::node_t a, emb::node_t b) { return P[a][b]; });
   CHECK(p.mean_rank == 1.0);
   CHECK(p.map == 1.0);
+  CHECK(p.map_se == 0.0);
   // Restricted to one node.
   const emb::Reconstruction one = emb::evaluate_reconstruction(g, dist, {1});
   CHECK(one.n_nodes == 1);
@@ -184,6 +190,148 @@ TEST_CASE("one thread is deterministic") {
     }
     CHECK((a.X - b.X).cwiseAbs().maxCoeff() == 0.0);
   }
+}
+
+// Eq. (E8): degree_negatives = 1 after burn-in must draw exactly the burn-in's negatives (same
+// RNG stream), so with burn-in's rate both runs agree bit for bit; 0 (uniform) must not.
+TEST_CASE("degree negatives after burn-in use the burn-in sampler") {
+  const emb::Graph g = emb::balanced_tree_closure(3, 3);
+  emb::TrainOptions opt;
+  opt.optimizer = emb::Optimizer::rsgd;
+  opt.dim = 3;
+  opt.threads = 1;
+  opt.negatives = 6;
+  opt.lr = 0.2;
+  opt.burnin_div = 1.0;
+  const auto run = [&](int burnin, double degree_negatives) {
+    emb::TrainOptions o = opt;
+    o.burnin = burnin;
+    o.degree_negatives = degree_negatives;
+    auto e = emb::init_embedding<double>(g.n, o);
+    emb::train_epoch(e, g, o, 0);
+    return e.X;
+  };
+  const hyplora::MatrixR<double> burn = run(1, 0.0), degree = run(0, 1.0), uniform = run(0, 0.0),
+                                 half = run(0, 0.5);
+  CHECK((burn - degree).cwiseAbs().maxCoeff() == 0.0);
+  CHECK((burn - uniform).cwiseAbs().maxCoeff() > 1e-6);
+  CHECK((half - uniform).cwiseAbs().maxCoeff() > 1e-6);
+  CHECK((half - degree).cwiseAbs().maxCoeff() > 1e-6);
+  for (double bad : {-0.1, 1.5, std::nan("")}) {
+    emb::TrainOptions o = opt;
+    o.degree_negatives = bad;
+    auto e = emb::init_embedding<double>(g.n, o);
+    CHECK_THROWS_AS(emb::train_epoch(e, g, o, 0), hyplora::value_error);
+  }
+}
+
+// TrainOptions::ball_eps replaces numerics' 1e-5 in the Poincaré RSGD projection: with a rate
+// far too high the rows pile up on the boundary, at (1 − ball_eps)R and never beyond.
+TEST_CASE("Poincaré RSGD keeps rows inside (1 - ball_eps) R") {
+  const emb::Graph g = emb::balanced_tree_closure(3, 3);
+  for (double eps : {1e-5, 1e-10}) {
+    emb::TrainOptions opt;
+    opt.optimizer = emb::Optimizer::rsgd;
+    opt.dim = 2;
+    opt.threads = 1;
+    opt.negatives = 10;
+    opt.lr = 20.0;
+    opt.burnin = 0;
+    opt.K = 2.0;
+    opt.ball_eps = eps;
+    auto e = emb::init_embedding<double>(g.n, opt);
+    for (int ep = 0; ep < 5; ++ep) emb::train_epoch(e, g, opt, ep);
+    const double R = std::sqrt(opt.K);
+    double rmax = 0.0;
+    for (Index i = 0; i < e.X.rows(); ++i) rmax = std::max(rmax, e.X.row(i).norm() / R);
+    CAPTURE(eps);
+    CHECK(rmax <= (1.0 - eps) * (1.0 + 1e-15));
+    CHECK(rmax >= 1.0 - 2.0 * eps);  // reached the shell: the clamp, not the data, bounds it
+  }
+  emb::TrainOptions opt;
+  for (double bad : {0.0, 1e-13, 0.5, std::nan("")}) {
+    opt.ball_eps = bad;
+    CHECK_THROWS_AS(emb::init_embedding<double>(10, opt), hyplora::value_error);
+  }
+}
+
+TEST_CASE("alias table draws nodes in proportion to their weights") {
+  const std::vector<double> w{1.0, 2.0, 3.0, 0.0, 4.0, 0.5};
+  const emb::detail::AliasTable t(w);
+  std::mt19937_64 rng(3);
+  const int n = 200000;
+  std::vector<int> count(w.size(), 0);
+  bool in_range = true;
+  for (int i = 0; i < n; ++i) {
+    const emb::node_t v = t(rng);
+    in_range = in_range && v >= 0 && v < static_cast<emb::node_t>(w.size());
+    if (in_range) ++count[static_cast<std::size_t>(v)];
+  }
+  REQUIRE(in_range);
+  const double total = 10.5;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    const double p = w[i] / total;
+    const double sd = std::sqrt(n * p * (1 - p));
+    CHECK(std::abs(count[i] - n * p) <= 5.0 * sd + 0.5);  // 5 standard deviations
+  }
+  CHECK(count[3] == 0);
+  CHECK_THROWS_AS(emb::detail::AliasTable(std::vector<double>{0.0, 0.0}), hyplora::value_error);
+  CHECK_THROWS_AS(emb::detail::AliasTable(std::vector<double>{}), hyplora::value_error);
+}
+
+// The fused Poincaré RSGD edge step (pair quantities of Eq. (76) kept from the distance pass)
+// against its composition from the row functions: dist, dist_backward (Eq. (E1)),
+// egrad2rgrad (Eq. (80)), x − lr·rg, projx.
+TEST_CASE("Poincaré edge step equals its composition from row functions") {
+  namespace pr = hyplora::poincare_rows;
+  const emb::Graph g = emb::balanced_tree_closure(2, 3);  // 15 nodes
+  emb::TrainOptions opt;
+  opt.model = emb::Model::poincare;
+  opt.optimizer = emb::Optimizer::rsgd;
+  opt.dim = 4;
+  opt.K = 1.7;
+  opt.negatives = 4;
+  opt.init_scale = 0.45;  // well inside, but far from the origin
+  emb::Embedding<double> a = emb::init_embedding<double>(g.n, opt);
+  emb::Embedding<double> b = a;
+  const emb::node_t u = 14, v = 6;  // a leaf and its parent
+  const std::vector<emb::node_t> neg{7, 8, 1, 12};  // not related to 14 (ancestors 6, 2, 0)
+  for (emb::node_t w : neg) REQUIRE_FALSE(g.adjacent(u, w));
+  std::size_t next = 0;
+  auto sampler = [&]() { return neg[next++ % neg.size()]; };
+  emb::detail::Scratch<double> s;
+  for (auto* vec : {&s.gu, &s.rg, &s.tmp, &s.tmp2}) vec->resize(4);
+  const double lr = 0.05;
+  const double loss = emb::detail::train_edge(a, g, u, v, lr, opt, sampler, s);
+  // Reference on b.
+  const Index d = 4;
+  const double K = opt.K;
+  std::vector<emb::node_t> cand{v};
+  cand.insert(cand.end(), neg.begin(), neg.end());
+  std::vector<double> dist(cand.size());
+  double Z = 0.0;
+  for (std::size_t j = 0; j < cand.size(); ++j) {
+    dist[j] = pr::dist(b.X.row(u).data(), b.X.row(cand[j]).data(), d, K);
+    Z += std::exp(-dist[j]);
+  }
+  CHECK(loss == doctest::Approx(dist[0] + std::log(Z)).epsilon(1e-12));
+  const Eigen::RowVectorXd xu = b.X.row(u);
+  Eigen::RowVectorXd gu = Eigen::RowVectorXd::Zero(d), gx(d), gy(d), rg(d);
+  for (std::size_t j = 0; j < cand.size(); ++j) {
+    const double gj = (j == 0 ? 1.0 : 0.0) - std::exp(-dist[j]) / Z;
+    double* xc = b.X.row(cand[j]).data();
+    pr::dist_backward(xu.data(), xc, d, K, gj, gx.data(), gy.data());
+    gu += gx;
+    pr::egrad2rgrad(xc, gy.data(), rg.data(), d, K);
+    for (Index i = 0; i < d; ++i) xc[i] -= lr * rg[i];
+    pr::projx(xc, xc, d, K);
+  }
+  pr::egrad2rgrad(xu.data(), gu.data(), rg.data(), d, K);
+  for (Index i = 0; i < d; ++i) b.X(u, i) -= lr * rg[i];
+  pr::projx(b.X.row(u).data(), b.X.row(u).data(), d, K);
+  const double moved = (b.X - emb::init_embedding<double>(g.n, opt).X).cwiseAbs().maxCoeff();
+  CHECK(moved > 1e-3);  // the step did something
+  CHECK((a.X - b.X).cwiseAbs().maxCoeff() <= 1e-14);
 }
 
 TEST_CASE("svg writer escapes labels and produces a closed document") {
