@@ -4,6 +4,7 @@ layers against torch autograd, and timings side by side with the C++ binary.
 
     python3 benchmarks/compare/torch_adapters.py build/benchmarks/bench_adapters [--quick] [--threads N]
     python3 benchmarks/compare/torch_adapters.py --check-only --dump build/benchmarks/adapters_dump
+    python3 benchmarks/compare/torch_adapters.py --device cuda      # PyTorch on the GPU only
 
 Cross-check (--check; on by default when adapters_dump sits next to the given bench_adapters,
 --no-check skips it; --check-only runs nothing else, as ctest interop.torch_adapters does): runs
@@ -22,7 +23,9 @@ float32, d_in = d_out = d. Each kind is timed as the whole layer and as the adap
 (s − 1) ⊙ x·W0ᵀ term needs the frozen GEMM) and printed next to the C++ Adapter/... and Branch/...
 benchmarks with the ratios C++/torch. HypLoRA "official" is written as the published code does it
 (a dozen elementwise ops, MATH_NOTES §4.1); "hyplora" (exact) and "stereographic" are plain torch
-ops of docs/hyplora.md's formulas. Pinned versions: benchmarks/compare/requirements.txt.
+ops of docs/hyplora.md's formulas. --device cuda times PyTorch eager on the GPU at issue #6's
+shapes (N 2048; D 4096, R 32 and 8; D 1024, R 32) to read beside bench_cuda_adapters, which
+scripts/gpu-check.sh runs in the same script. Pinned versions: benchmarks/compare/requirements.txt.
 """
 import argparse
 import json
@@ -130,6 +133,13 @@ class Layer:
         L.sigma, L.s = scale, scale
         L.sigma_out = meta.get("scale_out_by_sigma", False)
         return L
+
+    def to(self, device):
+        """Moves every tensor attribute to device, keeping which are leaves that want gradients."""
+        for name, v in vars(self).items():
+            if isinstance(v, torch.Tensor):
+                setattr(self, name, v.detach().to(device).requires_grad_(v.requires_grad))
+        return self
 
     def leaves(self):
         """Dump name -> torch leaf, for the gradients the C++ side dumped."""
@@ -291,6 +301,8 @@ def check(dump_bin, out_path):
 # ---- timing --------------------------------------------------------------------------------------
 
 def time_step(fn, X, G, params, reps, min_time=0.3):
+    sync = torch.cuda.synchronize if X.is_cuda else (lambda: None)
+
     def step():
         x = X.detach().requires_grad_()
         out = fn(x)
@@ -298,8 +310,10 @@ def time_step(fn, X, G, params, reps, min_time=0.3):
         for p in params:
             p.grad = None
     step()
+    sync()
     t0 = time.perf_counter()
     step()
+    sync()
     one = time.perf_counter() - t0
     iters = max(1, int(min_time / max(one, 1e-6)))
     res = []
@@ -307,11 +321,14 @@ def time_step(fn, X, G, params, reps, min_time=0.3):
         t0 = time.perf_counter()
         for _ in range(iters):
             step()
+        sync()
         res.append((time.perf_counter() - t0) / iters * 1e3)
     return statistics.median(res)
 
 
-def shapes(quick):
+def shapes(quick, device="cpu"):
+    if device != "cpu":  # issue #6's goal shape and the two bench_cuda_adapters also runs
+        return [(2048, 4096, 32), (2048, 4096, 8), (2048, 1024, 32)]
     out = []
     for d in (256, 1024, 4096):
         for n in (128, 512, 2048):
@@ -361,6 +378,8 @@ def main():
     ap.add_argument("--check-only", action="store_true", help="run the cross-check and exit (no timing)")
     ap.add_argument("--dump", help="path to adapters_dump (default: next to the binary)")
     ap.add_argument("--out", help="where adapters_dump writes its file (default: a temporary file)")
+    ap.add_argument("--device", default="cpu", help="torch device for the timing (cuda: PyTorch eager on the GPU, "
+                    "no C++ side; compare with bench_cuda_adapters)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -389,12 +408,16 @@ def main():
           f"{'torch branch':>14}{'C++ branch':>11}{'ratio':>7}")
     fmt = lambda v: f"{v:.3f}" if v is not None and v == v else "-"
     ratio = lambda c, t: f"{c / t:.3f}" if c is not None and t == t else "-"
-    for n, d, r in shapes(a.quick):
-        X = torch.rand(n, d) * 2 - 1
-        G = torch.rand(n, d) * 2 - 1
+    if a.device != "cpu":
+        if a.binary:
+            ap.error("--device cuda times PyTorch only; the C++ side on the GPU is bench_cuda_adapters")
+        print(f"device: {torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})")
+    for n, d, r in shapes(a.quick, a.device):
+        X = (torch.rand(n, d) * 2 - 1).to(a.device)
+        G = (torch.rand(n, d) * 2 - 1).to(a.device)
         shape = f"n:{n}/d:{d}/r:{r}"
         for k in KINDS:
-            L = Layer(k, d, r)
+            L = Layer(k, d, r).to(a.device)
             tl = time_step(L.forward, X, G, L.params(), a.reps)
             tb = time_step(L.branch, X, G, L.params(), a.reps) if k != "linear" else float("nan")
             cl, cb = cpp.get(f"Adapter/{k}/{shape}"), cpp.get(f"Branch/{k}/{shape}")

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# gpu-deps.sh — download (not install) the Debian packages that scripts/gpu-check.sh needs on a
+# machine without a package registry (the lent GPU machines), into .deps/. gpu-check.sh unpacks
+# them into .deps/prefix there. .deps/ is listed in .gitignore; carry it to the GPU machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .deps
+cd .deps
+apt-get download libeigen3-dev doctest-dev libbenchmark-dev libbenchmark1debian nlohmann-json3-dev
+ls -l ./*.deb
