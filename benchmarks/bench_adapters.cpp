@@ -5,6 +5,9 @@
 // benchmarks/compare/torch_adapters.py times PyTorch's.
 //
 //   OMP_NUM_THREADS=2 ./bench_adapters --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+//   OMP_NUM_THREADS=2 ./bench_adapters --benchmark_filter='Adapter/(lora|hyplora)/n:512/'
+//       --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true
+//       --benchmark_report_aggregates_only=true   (issue #4: HypLoRA exact / LoRA, interleaved)
 //   scripts/bench-adapters.sh  (pairs every kind with LoRA per shape: time and memory ratios)
 //   python3 benchmarks/compare/torch_adapters.py build/benchmarks/bench_adapters  (C++/PyTorch)
 //

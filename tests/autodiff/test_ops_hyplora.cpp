@@ -8,7 +8,13 @@
 #include <hyplora/autodiff/ops_hyplora.hpp>
 #include <hyplora/manifold/detail/lorentz_rows.hpp>
 #include <hyplora/testing/gradcheck.hpp>
+#include <limits>
+#include <string>
 #include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace {
 using hyplora::MatrixR;
@@ -205,3 +211,79 @@ TEST_CASE("hyplora_linear stays finite in float32 over tiny and huge inputs") {
     CHECK(sg.grad().allFinite());
   }
 }
+
+#ifdef _OPENMP
+namespace {
+// One forward + backward of hyplora_linear (separate x_a, bias, σ_out = σ) with every input
+// trainable, on `threads` OpenMP threads: returns {z, ∂x, ∂W0, ∂x_a, ∂A, ∂B, ∂R, ∂σ, ∂b}.
+std::vector<MatrixR<double>> exact_step(int threads, const std::vector<MatrixR<double>>& in, const MatrixR<double>& G) {
+  const int prev = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  Tape<double> t;
+  std::vector<Var<double>> v;
+  for (const auto& m : in) v.push_back(t.leaf(m));
+  auto z = hyplora::ad::hyplora_linear(v[0], v[1], v[2], v[3], v[4], v[5], v[6], {0.8, true}, v[7]);
+  t.backward(z, G);
+  omp_set_num_threads(prev);
+  std::vector<MatrixR<double>> out = {z.value()};
+  for (const auto& vi : v) out.push_back(vi.grad());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("threads: 1 and 2 OpenMP threads agree to rounding; a fixed thread count is bitwise reproducible") {
+  // N = 200 tokens span four backward blocks (64, 64, 64, 8), so two threads split the blocks
+  // and the per-token passes (forward and backward) run on both threads.
+  using hyplora::ad::detail::kBlock;
+  using hyplora::ad::detail::kHypLoRAParallelMinWork;
+  std::srand(17);
+  const Eigen::Index n = 200, d_in = 96, d_out = 80, r = 8;
+  REQUIRE(n > 3 * kBlock);
+  REQUIRE(n * d_in >= kHypLoRAParallelMinWork);  // else the forward's pass would stay serial
+  const std::vector<MatrixR<double>> in = {rnd(n, d_in, 1.0), rnd(d_out, d_in, 0.3), rnd(n, d_in, 1.5),
+                                           rnd(r, d_in, 0.4),  rnd(d_out, r, 0.5),   scalar(1.3),
+                                           scalar(0.9),        rnd(1, d_out, 0.1)};
+  const MatrixR<double> G = rnd(n, d_out, 1.0);
+  const auto one = exact_step(1, in, G);
+  const auto two = exact_step(2, in, G);
+  const auto again = exact_step(2, in, G);
+  const char* names[] = {"z", "dx", "dW0", "dx_a", "dA", "dB", "dR", "dsigma", "db"};
+  for (std::size_t k = 0; k < one.size(); ++k) {
+    CAPTURE(names[k]);
+    REQUIRE(one[k].allFinite());
+    // The only thread-count dependence is the order in which per-thread partial sums are added
+    // (∂B's R×R term, ∂R and ∂σ): rounding-level differences, far below 1e-12 relative in double
+    // (a block lost or counted twice would be off by a quarter of the value).
+    const double scale = 1.0 + one[k].cwiseAbs().maxCoeff();
+    CHECK((one[k] - two[k]).cwiseAbs().maxCoeff() <= 1e-12 * scale);
+    CHECK((two[k].array() == again[k].array()).all());  // bitwise, same thread count
+  }
+  CHECK(one[5].cwiseAbs().maxCoeff() > 1e-3);  // ∂B, ∂R, ∂σ are not trivially zero
+  CHECK(std::abs(one[6](0, 0)) > 1e-6);
+  CHECK(std::abs(one[7](0, 0)) > 1e-6);
+}
+
+TEST_CASE("threads: a non-finite input row is reported by its smallest index whatever the thread count") {
+  std::srand(19);
+  MatrixR<double> X = rnd(200, 96, 1.0);
+  X(150, 3) = std::nan("");
+  X(37, 90) = std::numeric_limits<double>::infinity();
+  const int prev = omp_get_max_threads();
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    omp_set_num_threads(threads);
+    Tape<double> t;
+    auto x = t.constant(X);
+    try {
+      hyplora::ad::hyplora_branch(x, t.constant(rnd(4, 96, 0.5)), t.constant(rnd(8, 4, 0.5)),
+                                  t.constant(scalar(1.0)), t.constant(scalar(1.0)));
+      CHECK_MESSAGE(false, "expected value_error");
+    } catch (const hyplora::value_error& e) {
+      CHECK(std::string(e.what()).find("row 37 ") != std::string::npos);
+    }
+  }
+  omp_set_num_threads(prev);
+}
+#else
+TEST_CASE("threads: 1 vs 2 OpenMP threads (skipped: built without OpenMP)") { MESSAGE("built without OpenMP"); }
+#endif

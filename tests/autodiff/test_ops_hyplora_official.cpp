@@ -19,6 +19,10 @@
 
 #include "support/alloc_counter.hpp"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #if __has_include(<nlohmann/json.hpp>)
 #include <nlohmann/json.hpp>
 #define HYPLORA_TEST_HAS_JSON 1
@@ -513,3 +517,43 @@ TEST_CASE("official branches: value and gradients are the full node's less the b
   CHECK_THROWS_AS(hyplora::ad::hyplora_official_simplified_branch(t.leaf(X), a, bb, t.leaf(scalar(-1.0)), 1.0),
                   hyplora::value_error);
 }
+
+#ifdef _OPENMP
+// The radial skeleton's per-token passes run on OpenMP threads (forward rows, backward blocks of
+// kBlock tokens); only the order in which per-thread partials (∂B's R×R term, ∂θ, ∂s / ∂k) are
+// added depends on the thread count.
+TEST_CASE("official nodes: 1 and 2 OpenMP threads agree to rounding; a fixed thread count is bitwise reproducible") {
+  using hyplora::ad::detail::kHypLoRAParallelMinWork;
+  using hyplora::ad::detail::radial_lora::kBlock;
+  std::srand(23);
+  const Eigen::Index n = 200, d_in = 96, d_out = 80, r = 8;
+  REQUIRE(n > 3 * kBlock);  // four blocks (64, 64, 64, 8): two threads split them
+  REQUIRE(n * d_in >= kHypLoRAParallelMinWork);
+  const Mat X = rnd(n, d_in, 1.0), A = rnd(r, d_in, 0.4), B = rnd(d_out, r, 0.5), G = rnd(n, d_out, 1e-3);
+  for (const bool simplified : {false, true}) {
+    CAPTURE(simplified);
+    auto run = [&](int threads) {
+      const int prev = omp_get_max_threads();
+      omp_set_num_threads(threads);
+      Tape<double> t;
+      auto xa = t.leaf(X), a = t.leaf(A), bb = t.leaf(B), p0 = t.leaf(scalar(simplified ? 0.05 : 0.4)),
+           p1 = t.leaf(scalar(3.0));
+      Var<double> z = simplified ? hyplora::ad::hyplora_official_simplified_branch(xa, a, bb, p0, 1.5)
+                                 : hyplora::ad::hyplora_official_branch(xa, a, bb, p0, p1, 1.5);
+      t.backward(z, G);
+      omp_set_num_threads(prev);
+      return std::vector<Mat>{z.value(), xa.grad(), a.grad(), bb.grad(), p0.grad(), p1.grad()};
+    };
+    const auto one = run(1), two = run(2), again = run(2);
+    CHECK(std::abs(one[4](0, 0)) > 1e-8);  // the curvature parameter gets a (summed) gradient
+    if (!simplified) CHECK(std::abs(one[4](0, 0)) < 0.01);  // below the θ clip: the sum is compared, not the clip
+    for (std::size_t k = 0; k < one.size(); ++k) {
+      CAPTURE(k);
+      REQUIRE(one[k].allFinite());
+      // Reordered partial sums: rounding-level, far below 1e-12 relative in double.
+      CHECK((one[k] - two[k]).cwiseAbs().maxCoeff() <= 1e-12 * (1.0 + one[k].cwiseAbs().maxCoeff()));
+      CHECK((two[k].array() == again[k].array()).all());
+    }
+  }
+}
+#endif

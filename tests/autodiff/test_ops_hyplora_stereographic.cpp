@@ -20,6 +20,10 @@
 #include <hyplora/testing/gradcheck.hpp>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace {
 using hyplora::MatrixR;
 using hyplora::ad::Tape;
@@ -258,3 +262,37 @@ TEST_CASE("stereographic branch: value and gradients are the full node's less th
   CHECK_THROWS_AS(hyplora::ad::hyplora_stereographic_branch(t.leaf(X), t.leaf(A), t.leaf(B), t.leaf(scalar(0.0))),
                   hyplora::value_error);
 }
+
+#ifdef _OPENMP
+TEST_CASE("stereographic node: 1 and 2 OpenMP threads agree to rounding; a fixed thread count is bitwise reproducible") {
+  // Four backward blocks (64, 64, 64, 8) shared by two threads; only the order in which the
+  // per-thread partials (∂B's R×R term, ∂R) are added depends on the thread count.
+  using hyplora::ad::detail::kHypLoRAParallelMinWork;
+  using hyplora::ad::detail::radial_lora::kBlock;
+  std::srand(29);
+  const Eigen::Index n = 200, d_in = 96, d_out = 80, r = 8;
+  REQUIRE(n > 3 * kBlock);
+  REQUIRE(n * d_in >= kHypLoRAParallelMinWork);
+  const Mat X = rnd(n, d_in, 0.3), W0 = rnd(d_out, d_in, 0.2), A = rnd(r, d_in, 0.4), B = rnd(d_out, r, 0.5),
+            b = rnd(1, d_out, 0.1), G = rnd(n, d_out, 1.0);
+  auto run = [&](int threads) {
+    const int prev = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Tape<double> t;
+    auto x = t.leaf(X), W = t.leaf(W0), a = t.leaf(A), bb = t.leaf(B), R = t.leaf(scalar(1.4)), bias = t.leaf(b);
+    auto z = hyplora::ad::hyplora_stereographic_linear(x, W, x, a, bb, R, 1.5, bias);
+    t.backward(z, G);
+    omp_set_num_threads(prev);
+    return std::vector<Mat>{z.value(), x.grad(), W.grad(), a.grad(), bb.grad(), R.grad(), bias.grad()};
+  };
+  const auto one = run(1), two = run(2), again = run(2);
+  CHECK(std::abs(one[5](0, 0)) > 1e-6);  // ∂R is a non-trivial sum over tokens
+  for (std::size_t k = 0; k < one.size(); ++k) {
+    CAPTURE(k);
+    REQUIRE(one[k].allFinite());
+    // Reordered partial sums: rounding-level, far below 1e-12 relative in double.
+    CHECK((one[k] - two[k]).cwiseAbs().maxCoeff() <= 1e-12 * (1.0 + one[k].cwiseAbs().maxCoeff()));
+    CHECK((two[k].array() == again[k].array()).all());
+  }
+}
+#endif

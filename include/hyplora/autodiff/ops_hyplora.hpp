@@ -11,6 +11,10 @@
 // (Eq. (160)–(166)) is LoRA's four skinny GEMMs plus one pass over x; the O(N·R²) work of both
 // passes (a·M, aᵀ·diag·a) runs as small GEMMs, not per-token loops. It saves
 // a = A·f_R(x_a/σ) (N, R) and four scalars per token, plus one (N, R) work buffer as LoRA does.
+// The per-token passes run on the OpenMP threads the GEMMs use (rows in the forward, blocks of
+// kBlock tokens in the backward), so at small widths they do not leave a thread idle; sums over
+// tokens are per-thread partials added in thread order (reproducible for a fixed thread count).
+// Every product is one detail::gemm with the right beta: no zero-fill passes over (N, D) buffers.
 #pragma once
 
 #include <algorithm>
@@ -19,7 +23,7 @@
 #include <string>
 
 #include "hyplora/autodiff/detail/hyplora_rows.hpp"
-#include "hyplora/autodiff/detail/linear_base.hpp"
+#include "hyplora/autodiff/detail/linear_base.hpp"  // also detail::gemm
 #include "hyplora/autodiff/tape.hpp"
 #include "hyplora/core/numerics.hpp"
 #include "hyplora/manifold/detail/lorentz_rows.hpp"
@@ -34,12 +38,15 @@ struct HypLoRANodeOptions {
 
 namespace detail {
 
-// kWork is one (N, R) buffer reused: W_a = γσ_out·c2·a in the forward and again at the start of
-// the backward (recomputed, not kept: HypLoRA then holds LoRA's two N×R buffers plus 4 scalars
-// per token), then P = G·B and c1·g_a.
-enum HypLoRASaved { kA = 0, kScalars = 1, kM = 2, kWork = 3, kS = 4, kScratch = 5 };
+// kWork is one (N, R) buffer reused: U·M, then W_a = γσ_out·c2·a in the forward and again at
+// the start of the backward (recomputed, not kept: HypLoRA then holds LoRA's two N×R buffers plus
+// 4 scalars per token), then P = G·B and c1·g_a. kScratch holds one (kBlock, R) block per thread,
+// kParts one row per thread: its partial Σ over its blocks of (D2/K)·s_y·a aᵀ (R×R), then ∂R and
+// ∂σ as split doubles (store_split).
+enum HypLoRASaved { kA = 0, kScalars = 1, kM = 2, kWork = 3, kS = 4, kScratch = 5, kParts = 6, kSavedCount = 7 };
 // Tokens per block of the backward's R×R GEMMs: big enough for a GEMM, small enough that the
-// (kBlock, R) scratch stays in L1/L2 and adds nothing measurable to the node's memory.
+// (kBlock, R) scratch stays in L1/L2 and adds nothing measurable to the node's memory. Blocks
+// are also the unit the backward's threads share out.
 constexpr Index kBlock = 64;
 enum HypLoRAScalar { kRho = 0, kC = 1, kTau = 2, kC2 = 3 };
 
@@ -64,59 +71,104 @@ void hyplora_backward(Tape<T>& t, int id) {
   const Tensor<T>& M = n.saved[kM];              // (R, R) = BᵀB
   Tensor<T>& Ga = n.saved[kWork];                // (N, R) scratch: W_a, then P, then c1·g_a
   Tensor<T>& S = n.saved[kS];                    // (R, R) Σ (D2/K)·s_y·a aᵀ
+  Tensor<T>& Q = n.saved[kScratch];              // (threads·kBlock, R)
+  Tensor<T>& parts = n.saved[kParts];            // (threads, R² + 4)
   const auto Xa = t.value(xa);
   const auto Bv = t.value(B);
   const T R = t.value(Rid)(0, 0), sigma = t.value(Sid)(0, 0), K = R * R;
   const T so = sig_out ? sigma : T(1);
   const T gso = gamma * so;
-  const Index N = a.rows(), r = a.cols();
+  const Index N = a.rows(), r = a.cols(), D = Xa.cols();
 
   // ∂B, first term: γσ_out·Gᵀ·(c2 ⊙ a) = Gᵀ·W_a  (Eq. (163)).
+  T* dB = nullptr;  // ∂B's buffer (D_out, R), when B needs one
   if (needB) {
     Ga = (gso * sc.col(kC2)).asDiagonal() * a;  // W_a, recomputed
-    t.grad_acc(B).noalias() += G.transpose() * Ga;
+    auto o = t.grad_out(B);
+    dB = o.view.data();
+    gemm(T(1), G, true, Ga, false, o.fresh ? T(0) : T(1), o.view);
   }
 
   // P = G·B (N, R); then per token (Eq. (161)–(162)):
   //   s_y = γσ_out·(a·P),  g_a = γσ_out·c2·P + (D2(τ)/K)·s_y·(M a),  s_x = (a·g_a)/c1,
   // and S = Σ (D2/K)·s_y·a aᵀ. The R×R products run as small GEMMs over blocks of kBlock tokens
-  // through one (kBlock, R) scratch: Q = a·M for the block, then wy·a for S += aᵀ(wy·a).
+  // through a (kBlock, R) scratch per thread: Q = a·M for the block, then wy·a for S += aᵀ(wy·a).
+  // Blocks are shared out statically over the threads; each sums S, ∂R and ∂σ over its own
+  // blocks, and the partials are added in thread order below. The radial part of ∂x_a (Eq. (165))
+  // is written here, row by row, so the tangential GEMM after the loop only accumulates onto it.
   Ga.resize(N, r);
-  Ga.noalias() = G * Bv;
-  S.setZero(r, r);
-  Tensor<T>& Q = n.saved[kScratch];
-  Q.resize(std::min<Index>(N, kBlock), r);
-  T dR = T(0), dS = T(0);
-  TensorView<T> gX = needX ? t.grad_acc(xa) : TensorView<T>(nullptr, 0, 0);
-  for (Index i0 = 0; i0 < N; i0 += kBlock) {
-    const Index nb = std::min<Index>(kBlock, N - i0);
-    auto Qb = Q.topRows(nb);
-    const auto ab = a.middleRows(i0, nb);
-    Qb.noalias() = ab * M;
-    for (Index i = i0; i < i0 + nb; ++i) {
-      T* gi = Ga.data() + i * r;
-      T* qi = Q.data() + (i - i0) * r;
-      const T* ai = a.data() + i * r;
-      const T rho = sc(i, kRho), c = sc(i, kC), tau = sc(i, kTau), c2 = sc(i, kC2);
-      const T c1 = c / sigma;
-      const T s_y = gso * lorentz_rows::dot(ai, gi, r);
-      const T wy = asinhc_d2(tau) / K * s_y;
-      for (Index j = 0; j < r; ++j) gi[j] = gso * c2 * gi[j] + wy * qi[j];
-      const T s_x = lorentz_rows::dot(ai, gi, r) / c1;
-      const HypLoRARowGrads<T> rg = hyplora_row_grads(HypLoRARowScalars<T>{rho, c, tau, c2}, s_x, s_y, sigma, R, sig_out);
-      if (needR) dR += rg.dR;
-      if (needS) dS += rg.dS;
-      if (needX) gX.row(i) += rg.kx * Xa.row(i);  // radial part; the tangential c1·Aᵀg_a is below
-      for (Index j = 0; j < r; ++j) gi[j] *= c1;  // Ga = c1 ⊙ g_a
-      for (Index j = 0; j < r; ++j) qi[j] = wy * ai[j];
-    }
-    if (needB) S.noalias() += ab.transpose() * Qb;
+  gemm(T(1), G, false, Bv, false, T(0), Ga);
+  const Index qrows = std::min<Index>(N, kBlock), pcols = r * r + 4;
+  const int nt = hyplora_max_threads();
+  Q.resize(nt * qrows, r);
+  parts.resize(nt, pcols);
+  T* gX = nullptr;  // ∂x_a's buffer (N, D_in): assigned by the radial part when fresh
+  bool gX_fresh = false;
+  if (needX) {
+    auto o = t.grad_out(xa);
+    gX = o.view.data();
+    gX_fresh = o.fresh;
   }
-  if (needB) t.grad_acc(B).noalias() += Bv * S;                  // Eq. (163), second term
-  if (needA) t.grad_acc(A).noalias() += Ga.transpose() * Xa;     // Eq. (164)
-  if (needX) t.grad_acc(xa).noalias() += Ga * t.value(A);        // Eq. (165), tangential part
-  if (needR) t.grad_acc(Rid)(0, 0) += dR;                        // Eq. (166)
-  if (needS) t.grad_acc(Sid)(0, 0) += dS;                        // Eq. (167)
+  const Index nblocks = (N + kBlock - 1) / kBlock;
+  const bool par = nblocks > 1 && N * ((needX ? D : 0) + 2 * r * r) >= kHypLoRAParallelMinWork;
+  const int team = hyplora_run_team(par, [&](int tid, int nth) {
+    Index b0, b1;
+    hyplora_share(nblocks, tid, nth, b0, b1);
+    T* Qt = Q.data() + tid * qrows * r;
+    T* part = parts.data() + tid * pcols;
+    double dR = 0.0, dS = 0.0;
+    bool first = true;
+    for (Index blk = b0; blk < b1; ++blk) {
+      const Index i0 = blk * kBlock, nb = std::min<Index>(kBlock, N - i0);
+      const T* ab = a.data() + i0 * r;
+      gemm<T>(nb, r, r, T(1), ab, r, false, M.data(), r, false, T(0), Qt, r);  // Q = a·M
+      for (Index i = i0; i < i0 + nb; ++i) {
+        T* gi = Ga.data() + i * r;
+        T* qi = Qt + (i - i0) * r;
+        const T* ai = a.data() + i * r;
+        const T rho = sc(i, kRho), c = sc(i, kC), tau = sc(i, kTau), c2 = sc(i, kC2);
+        const T c1 = c / sigma;
+        const T s_y = gso * dot_lanes(ai, gi, r);
+        const T wy = asinhc_d2(tau) / K * s_y;
+        for (Index j = 0; j < r; ++j) gi[j] = gso * c2 * gi[j] + wy * qi[j];
+        const T s_x = dot_lanes(ai, gi, r) / c1;
+        const HypLoRARowGrads<T> rg = hyplora_row_grads(HypLoRARowScalars<T>{rho, c, tau, c2}, s_x, s_y, sigma, R, sig_out);
+        dR += static_cast<double>(rg.dR);
+        dS += static_cast<double>(rg.dS);
+        if (needX) {  // radial part of ∂x_a; the tangential c1·Aᵀg_a is the GEMM below
+          const T* xi = Xa.data() + i * D;
+          T* gxi = gX + i * D;
+          if (gX_fresh)
+            for (Index j = 0; j < D; ++j) gxi[j] = rg.kx * xi[j];
+          else
+            for (Index j = 0; j < D; ++j) gxi[j] += rg.kx * xi[j];
+        }
+        for (Index j = 0; j < r; ++j) gi[j] *= c1;  // Ga = c1 ⊙ g_a
+        for (Index j = 0; j < r; ++j) qi[j] = wy * ai[j];
+      }
+      if (needB) gemm<T>(r, r, nb, T(1), ab, r, true, Qt, r, false, first ? T(0) : T(1), part, r);
+      first = false;
+    }
+    if (first) std::fill(part, part + r * r, T(0));  // a thread that got no block
+    store_split(dR, part + r * r);
+    store_split(dS, part + r * r + 2);
+  });
+  double dRs = 0.0, dSs = 0.0;
+  if (needB) S.setZero(r, r);
+  for (int th = 0; th < team; ++th) {  // fixed order: bitwise-reproducible for a fixed thread count
+    const T* part = parts.data() + th * pcols;
+    if (needB) S += Eigen::Map<const MatrixR<T>>(part, r, r);
+    dRs += load_split(part + r * r);
+    dSs += load_split(part + r * r + 2);
+  }
+  if (needB) gemm<T>(Bv.rows(), r, r, T(1), Bv.data(), r, false, S.data(), r, false, T(1), dB, r);  // Eq. (163), 2nd term
+  if (needA) {                                                 // Eq. (164)
+    auto dA = t.grad_out(A);
+    gemm(T(1), Ga, true, Xa, false, dA.fresh ? T(0) : T(1), dA.view);
+  }
+  if (needX) gemm<T>(N, D, r, T(1), Ga.data(), r, false, t.value(A).data(), D, false, T(1), gX, D);  // Eq. (165), tangential
+  if (needR) t.grad_acc(Rid)(0, 0) += static_cast<T>(dRs);            // Eq. (166)
+  if (needS) t.grad_acc(Sid)(0, 0) += static_cast<T>(dSs);            // Eq. (167)
 }
 
 // The node, with a base map (x, W0 valid) or as the branch alone (x, W0, bias invalid).
@@ -147,8 +199,8 @@ Var<T> hyplora_node(const char* op, Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, V
   n.ints.assign({static_cast<std::int64_t>(b), base ? 1 : 0});
   n.attrs[0] = opt.gamma;
   n.attrs[1] = opt.scale_out_by_sigma ? 1.0 : 0.0;
-  n.saved.resize(6);
-  const Index N = x_a.rows(), r = A.rows();
+  n.saved.resize(kSavedCount);
+  const Index N = x_a.rows(), r = A.rows(), D = x_a.cols();
   const T gso = static_cast<T>(opt.gamma) * (opt.scale_out_by_sigma ? sv : T(1));
 
   if (base) linear_base_forward(t, id, x.id, W0.id, b);
@@ -162,36 +214,48 @@ Var<T> hyplora_node(const char* op, Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, V
   M.resize(r, r);
   const auto Xa = t.value(x_a.id);
   const auto Bv = t.value(B.id);
-  a.noalias() = Xa * t.value(A.id).transpose();  // U = x_a·Aᵀ; scaled to a = c1·U below
-  M.noalias() = Bv.transpose() * Bv;             // |B a|² = aᵀ M a  (Eq. (158))
-  // Pass 1: scale a's rows to a = c1·U (Eq. (156)).
-  for (Index i = 0; i < N; ++i) {
-    T rho, c;
-    hyplora_in_scalars(lorentz_rows::dot(Xa.data() + i * Xa.cols(), Xa.data() + i * Xa.cols(), Xa.cols()), sv, Rv, rho, c);
-    if (!std::isfinite(static_cast<double>(rho)))
-      throw value_error(std::string(op) + ": input row " + std::to_string(i) + " is not finite (or its norm overflows)");
-    a.row(i) *= c / sv;
-    sc(i, kRho) = rho;
-    sc(i, kC) = c;
-  }
-  // Pass 2: |y|² = aᵀ M a with Q = a·M as one (N, R)×(R, R) GEMM into the W_a buffer, the row
-  // dot accumulated in double (it can lose digits when a is near B's null space); then W_a.
-  Wa.noalias() = a * M;
-  for (Index i = 0; i < N; ++i) {
-    const T* ai = a.data() + i * r;
-    T* wi = Wa.data() + i * r;
-    double q2 = 0.0;
-    for (Index j = 0; j < r; ++j) q2 += static_cast<double>(wi[j]) * static_cast<double>(ai[j]);
-    T tau, c2;  // f_R⁻¹ coefficient (Eq. (157))
-    hyplora_out_scalars(q2, Rv, tau, c2);
-    sc(i, kTau) = tau;
-    sc(i, kC2) = c2;
-    for (Index j = 0; j < r; ++j) wi[j] = gso * c2 * ai[j];
-  }
-  if (base)
-    t.value(id).noalias() += Wa * Bv.transpose();
-  else
-    t.value(id).noalias() = Wa * Bv.transpose();
+  gemm(T(1), Xa, false, t.value(A.id), true, T(0), a);  // U = x_a·Aᵀ; scaled to a = c1·U below
+  gemm(T(1), Bv, true, Bv, false, T(0), M);             // |B a|² = aᵀ M a  (Eq. (158))
+  gemm(T(1), a, false, M, false, T(0), Wa);             // U·M into the W_a buffer
+  // One pass over the tokens, on OpenMP threads (rows are independent): |x_a| gives ρ and c1
+  // (Eq. (156)); |y|² = c1²·(U·M)·U, the row dot accumulated in double (it can lose digits when
+  // a is near B's null space), gives τ and c2 (Eq. (157)); then a = c1·U and W_a = γσ_out·c2·a.
+  // A non-finite row is recorded (the smallest index, so the message does not depend on the
+  // threads) and thrown after the loop: an exception must not leave a parallel region.
+  Index bad = N;
+  hyplora_run_team(N > 1 && N * D >= kHypLoRAParallelMinWork, [&](int tid, int nth) {
+    Index i0, i1;
+    hyplora_share(N, tid, nth, i0, i1);
+    for (Index i = i0; i < i1; ++i) {
+      const T* xi = Xa.data() + i * D;
+      T rho, c;
+      hyplora_in_scalars(dot_lanes(xi, xi, D), sv, Rv, rho, c);
+      if (!std::isfinite(static_cast<double>(rho))) {
+#ifdef _OPENMP
+#pragma omp critical(hyplora_bad_row)
+#endif
+        bad = std::min(bad, i);
+        continue;
+      }
+      const T c1 = c / sv;
+      T* ai = a.data() + i * r;
+      T* wi = Wa.data() + i * r;
+      double q2 = 0.0;
+      for (Index j = 0; j < r; ++j) q2 += static_cast<double>(wi[j]) * static_cast<double>(ai[j]);
+      q2 *= static_cast<double>(c1) * static_cast<double>(c1);
+      T tau, c2;
+      hyplora_out_scalars(q2, Rv, tau, c2);
+      for (Index j = 0; j < r; ++j) ai[j] *= c1;
+      for (Index j = 0; j < r; ++j) wi[j] = gso * c2 * ai[j];
+      sc(i, kRho) = rho;
+      sc(i, kC) = c;
+      sc(i, kTau) = tau;
+      sc(i, kC2) = c2;
+    }
+  });
+  if (bad < N)
+    throw value_error(std::string(op) + ": input row " + std::to_string(bad) + " is not finite (or its norm overflows)");
+  gemm(T(1), Wa, false, Bv, true, base ? T(1) : T(0), t.value(id));
   return Var<T>{&t, id};
 }
 

@@ -19,13 +19,15 @@
 // so the adapter's cost can be measured apart from the frozen GEMM (benchmarks/bench_adapters).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <utility>
 
-#include "hyplora/autodiff/detail/linear_base.hpp"
+#include "hyplora/autodiff/detail/hyplora_rows.hpp"  // threading helpers of the per-token passes
+#include "hyplora/autodiff/detail/linear_base.hpp"   // also detail::gemm
 #include "hyplora/autodiff/ops_elementwise.hpp"
 #include "hyplora/autodiff/tape.hpp"
 #include "hyplora/core/errors.hpp"
@@ -51,7 +53,12 @@ struct OfficialHypLoRAConstants {
 namespace detail {
 namespace radial_lora {
 
-enum Saved { kU = 0, kWa = 1, kSc = 2, kM = 3, kGa = 4, kS = 5, kSavedCount = 6 };
+// kGa: P, then c1·g_a; kS: Σ kappa·s_y·a aᵀ; kQ: one (kBlock, R) block per thread; kParts: one
+// row per thread, its partial R×R sum and the two scalar parameters' gradients (store_split).
+enum Saved { kU = 0, kWa = 1, kSc = 2, kM = 3, kGa = 4, kS = 5, kQ = 6, kParts = 7, kSavedCount = 8 };
+// Tokens per block of the backward's R×R GEMMs and the unit its threads share out (as in the
+// exact node, ops_hyplora.hpp).
+constexpr Index kBlock = 64;
 
 /// Per-token scalars (columns of saved[kSc]), Eq. (184)–(186):
 ///   a = c1·U (U = A x_a), out = w·y (y = B a), kappa = (dw/d|y|)/|y| so that
@@ -60,11 +67,32 @@ enum Saved { kU = 0, kWa = 1, kSc = 2, kM = 3, kGa = 4, kS = 5, kSavedCount = 6 
 ///   ∂L/∂p_j += alpha_j·(G·y) + beta_j·(U·g_a) for the node's two scalar parameters p_0, p_1.
 enum Col { kC1 = 0, kW, kKappa, kKappaX, kAlpha0, kBeta0, kAlpha1, kBeta1, kCols };
 
+/// uᵀ M u in double for a symmetric R×R M (M = BᵀB), summed as Σ_j u_j·(Σ_k M_kj u_k): the inner
+/// sums run over a fixed-size stack chunk of j so they vectorise (independent lanes, each summed
+/// in k order) instead of one latency-bound dependent chain per j.
+template <class T>
+double quad_form_double(const T* M, const T* u, Index r) {
+  constexpr Index kChunk = 32;
+  double q = 0.0;
+  for (Index j0 = 0; j0 < r; j0 += kChunk) {
+    const Index nj = std::min<Index>(kChunk, r - j0);
+    double mu[kChunk] = {};
+    for (Index k = 0; k < r; ++k) {
+      const double uk = static_cast<double>(u[k]);
+      const T* Mk = M + k * r + j0;
+      for (Index jj = 0; jj < nj; ++jj) mu[jj] += static_cast<double>(Mk[jj]) * uk;
+    }
+    for (Index jj = 0; jj < nj; ++jj) q += mu[jj] * static_cast<double>(u[j0 + jj]);
+  }
+  return q;
+}
+
 /// Forward of the skeleton: writes U, M = BᵀB, the scalars and W_a = w·c1·U (N, R), then adds
 /// W_a·Bᵀ to the node's value (which already holds the base map; a branch-only node has none and
 /// assigns it). `row.input(n2, s)` fills kC1, kKappaX, kBeta0, kBeta1 from n2 = |x_a|²;
 /// `row.output(q2, s)` fills kW, kKappa, kAlpha0, kAlpha1 from q2 = |y|² (formed in double: aᵀMa
-/// loses digits when a is near B's null space).
+/// loses digits when a is near B's null space). The per-token pass runs on OpenMP threads (rows
+/// are independent); a non-finite row is thrown after it (the smallest index).
 ///   x_a: (N, D_in)  A: (R, D_in)  B: (D_out, R)  value: (N, D_out)
 template <class T, class Row>
 void forward(Tape<T>& t, int id, int xa, int A, int B, const Row& row, const char* op) {
@@ -81,40 +109,49 @@ void forward(Tape<T>& t, int id, int xa, int A, int B, const Row& row, const cha
   Wa.resize(N, r);
   sc.resize(N, kCols);
   M.resize(r, r);
-  U.noalias() = Xa * t.value(A).transpose();
-  M.noalias() = Bv.transpose() * Bv;
-  for (Index i = 0; i < N; ++i) {
-    const T* xi = Xa.data() + i * D;
-    const T n2 = lorentz_rows::dot(xi, xi, D);
-    if (!std::isfinite(static_cast<double>(n2)))
-      throw value_error(std::string(op) + ": input row " + std::to_string(i) +
-                        " is not finite (or its squared norm overflows)");
-    T* s = sc.data() + i * kCols;
-    row.input(n2, s);
-    const T* ui = U.data() + i * r;
-    double uMu = 0.0;
-    for (Index j = 0; j < r; ++j) {
-      double mj = 0.0;
-      for (Index k = 0; k < r; ++k) mj += static_cast<double>(M(j, k)) * static_cast<double>(ui[k]);
-      uMu += mj * static_cast<double>(ui[j]);
+  gemm(T(1), Xa, false, t.value(A), true, T(0), U);
+  gemm(T(1), Bv, true, Bv, false, T(0), M);
+  Index bad = N;
+  hyplora_run_team(N > 1 && N * (D + r * r) >= kHypLoRAParallelMinWork, [&](int tid, int nth) {
+    Index i0, i1;
+    hyplora_share(N, tid, nth, i0, i1);
+    for (Index i = i0; i < i1; ++i) {
+      const T* xi = Xa.data() + i * D;
+      const T n2 = dot_lanes(xi, xi, D);
+      if (!std::isfinite(static_cast<double>(n2))) {
+#ifdef _OPENMP
+#pragma omp critical(hyplora_radial_bad_row)
+#endif
+        bad = std::min(bad, i);
+        continue;
+      }
+      T* s = sc.data() + i * kCols;
+      row.input(n2, s);
+      const T* ui = U.data() + i * r;
+      const double uMu = quad_form_double(M.data(), ui, r);
+      const double c1 = static_cast<double>(s[kC1]);
+      row.output(c1 * c1 * (uMu > 0.0 ? uMu : 0.0), s);
+      const T wc = s[kW] * s[kC1];
+      T* wi = Wa.data() + i * r;
+      for (Index j = 0; j < r; ++j) wi[j] = wc * ui[j];
     }
-    const double c1 = static_cast<double>(s[kC1]);
-    row.output(c1 * c1 * (uMu > 0.0 ? uMu : 0.0), s);
-    const T wc = s[kW] * s[kC1];
-    for (Index j = 0; j < r; ++j) Wa(i, j) = wc * ui[j];
-  }
-  if (n.ints[1] != 0) {
-    t.value(id).noalias() += Wa * Bv.transpose();
-  } else {
-    t.value(id).noalias() = Wa * Bv.transpose();
-  }
+  });
+  if (bad < N)
+    throw value_error(std::string(op) + ": input row " + std::to_string(bad) +
+                      " is not finite (or its squared norm overflows)");
+  gemm(T(1), Wa, false, Bv, true, n.ints[1] != 0 ? T(1) : T(0), t.value(id));
 }
 
 /// Backward of the skeleton (Eq. (186)–(189)), given G = ∂L/∂out of node `id`:
 ///   P = G·B;  s_y = G·y = c1·(U·P);  g_a = w·P + kappa·s_y·M a;  s_x = U·g_a;
 ///   ∂B += Gᵀ·W_a + B·Σ kappa·s_y·a aᵀ;  ∂A += (c1 g_a)ᵀ·X_a;
 ///   ∂x_a += (c1 g_a)·A + kappa_x·s_x·x_a;  ∂p_j += Σ alpha_j·s_y + beta_j·s_x (returned in dp).
-/// Parents that need no gradient cost nothing; the scalar sums are accumulated in double.
+/// Parents that need no gradient cost nothing; the scalar sums are accumulated in double. The
+/// per-token work runs over blocks of kBlock tokens shared out statically over OpenMP threads,
+/// with M·u and Σ f·u uᵀ as small GEMMs per block; each thread sums its blocks' R×R term and
+/// scalars, and the partials are added in thread order (bitwise-reproducible for a fixed thread
+/// count). The radial part of ∂x_a is written row by row there, so the tangential GEMM only
+/// accumulates onto it.
 template <class T>
 void backward(Tape<T>& t, int id, int xa, int A, int B, const bool need_p[2], double dp[2]) {
   dp[0] = dp[1] = 0.0;
@@ -128,41 +165,89 @@ void backward(Tape<T>& t, int id, int xa, int A, int B, const bool need_p[2], do
   const Tensor<T>& M = n.saved[kM];         // (R, R)
   Tensor<T>& Ga = n.saved[kGa];             // (N, R): P, then c1·g_a
   Tensor<T>& S = n.saved[kS];               // (R, R)
+  Tensor<T>& Q = n.saved[kQ];               // (threads·kBlock, R)
+  Tensor<T>& parts = n.saved[kParts];       // (threads, R² + 4)
   const auto Xa = t.value(xa);
   const auto Bv = t.value(B);
-  const Index N = U.rows(), r = U.cols();
+  const Index N = U.rows(), r = U.cols(), D = Xa.cols();
 
-  if (needB) t.grad_acc(B).noalias() += G.transpose() * Wa;
-  Ga.resize(N, r);
-  Ga.noalias() = G * Bv;
-  if (needB) S.setZero(r, r);
-  TensorView<T> gX = needX ? t.grad_acc(xa) : TensorView<T>(nullptr, 0, 0);
-  for (Index i = 0; i < N; ++i) {
-    T* gi = Ga.data() + i * r;
-    const T* ui = U.data() + i * r;
-    const T* s = sc.data() + i * kCols;
-    const T c1 = s[kC1], w = s[kW];
-    const T s_y = c1 * lorentz_rows::dot(ui, gi, r);
-    const T ky = s[kKappa] * s_y;
-    for (Index j = 0; j < r; ++j) {
-      T Mu = T(0);
-      for (Index k = 0; k < r; ++k) Mu += M(j, k) * ui[k];
-      gi[j] = w * gi[j] + ky * c1 * Mu;
-    }
-    if (needB) {
-      const T f = ky * c1 * c1;
-      for (Index j = 0; j < r; ++j)
-        for (Index k = 0; k < r; ++k) S(j, k) += f * ui[j] * ui[k];
-    }
-    const T s_x = lorentz_rows::dot(ui, gi, r);
-    if (need_p[0]) dp[0] += static_cast<double>(s[kAlpha0] * s_y) + static_cast<double>(s[kBeta0] * s_x);
-    if (need_p[1]) dp[1] += static_cast<double>(s[kAlpha1] * s_y) + static_cast<double>(s[kBeta1] * s_x);
-    if (needX && s[kKappaX] != T(0)) gX.row(i) += (s[kKappaX] * s_x) * Xa.row(i);
-    for (Index j = 0; j < r; ++j) gi[j] *= c1;
+  T* dB = nullptr;  // ∂B's buffer (D_out, R), when B needs one
+  if (needB) {
+    auto o = t.grad_out(B);
+    dB = o.view.data();
+    gemm(T(1), G, true, Wa, false, o.fresh ? T(0) : T(1), o.view);
   }
-  if (needB) t.grad_acc(B).noalias() += Bv * S;
-  if (needA) t.grad_acc(A).noalias() += Ga.transpose() * Xa;
-  if (needX) t.grad_acc(xa).noalias() += Ga * t.value(A);
+  Ga.resize(N, r);
+  gemm(T(1), G, false, Bv, false, T(0), Ga);
+  T* gX = nullptr;  // ∂x_a's buffer (N, D_in): assigned by the radial part when fresh
+  bool gX_fresh = false;
+  if (needX) {
+    auto o = t.grad_out(xa);
+    gX = o.view.data();
+    gX_fresh = o.fresh;
+  }
+  const Index qrows = std::min<Index>(N, kBlock), pcols = r * r + 4;
+  const int nt = hyplora_max_threads();
+  Q.resize(nt * qrows, r);
+  parts.resize(nt, pcols);
+  const Index nblocks = (N + kBlock - 1) / kBlock;
+  const bool par = nblocks > 1 && N * ((needX ? D : 0) + 2 * r * r) >= kHypLoRAParallelMinWork;
+  const int team = hyplora_run_team(par, [&](int tid, int nth) {
+    Index b0, b1;
+    hyplora_share(nblocks, tid, nth, b0, b1);
+    T* Qt = Q.data() + tid * qrows * r;
+    T* part = parts.data() + tid * pcols;
+    double dp0 = 0.0, dp1 = 0.0;
+    bool first = true;
+    for (Index blk = b0; blk < b1; ++blk) {
+      const Index i0 = blk * kBlock, nb = std::min<Index>(kBlock, N - i0);
+      const T* Ub = U.data() + i0 * r;
+      gemm<T>(nb, r, r, T(1), Ub, r, false, M.data(), r, false, T(0), Qt, r);  // Q = U·M
+      for (Index i = i0; i < i0 + nb; ++i) {
+        T* gi = Ga.data() + i * r;
+        T* qi = Qt + (i - i0) * r;
+        const T* ui = U.data() + i * r;
+        const T* s = sc.data() + i * kCols;
+        const T c1 = s[kC1], w = s[kW];
+        const T s_y = c1 * dot_lanes(ui, gi, r);
+        const T ky = s[kKappa] * s_y;
+        for (Index j = 0; j < r; ++j) gi[j] = w * gi[j] + ky * c1 * qi[j];
+        const T s_x = dot_lanes(ui, gi, r);
+        if (need_p[0]) dp0 += static_cast<double>(s[kAlpha0] * s_y) + static_cast<double>(s[kBeta0] * s_x);
+        if (need_p[1]) dp1 += static_cast<double>(s[kAlpha1] * s_y) + static_cast<double>(s[kBeta1] * s_x);
+        if (needX) {
+          const T kx = s[kKappaX] * s_x;
+          const T* xi = Xa.data() + i * D;
+          T* gxi = gX + i * D;
+          if (gX_fresh)
+            for (Index j = 0; j < D; ++j) gxi[j] = kx * xi[j];
+          else if (s[kKappaX] != T(0))
+            for (Index j = 0; j < D; ++j) gxi[j] += kx * xi[j];
+        }
+        for (Index j = 0; j < r; ++j) gi[j] *= c1;
+        const T f = ky * c1 * c1;
+        for (Index j = 0; j < r; ++j) qi[j] = f * ui[j];
+      }
+      if (needB) gemm<T>(r, r, nb, T(1), Ub, r, true, Qt, r, false, first ? T(0) : T(1), part, r);  // Σ f·u uᵀ
+      first = false;
+    }
+    if (first) std::fill(part, part + r * r, T(0));  // a thread that got no block
+    store_split(dp0, part + r * r);
+    store_split(dp1, part + r * r + 2);
+  });
+  if (needB) S.setZero(r, r);
+  for (int th = 0; th < team; ++th) {  // fixed order
+    const T* part = parts.data() + th * pcols;
+    if (needB) S += Eigen::Map<const MatrixR<T>>(part, r, r);
+    dp[0] += load_split(part + r * r);
+    dp[1] += load_split(part + r * r + 2);
+  }
+  if (needB) gemm<T>(Bv.rows(), r, r, T(1), Bv.data(), r, false, S.data(), r, false, T(1), dB, r);
+  if (needA) {
+    auto o = t.grad_out(A);
+    gemm(T(1), Ga, true, Xa, false, o.fresh ? T(0) : T(1), o.view);
+  }
+  if (needX) gemm<T>(N, D, r, T(1), Ga.data(), r, false, t.value(A).data(), D, false, T(1), gX, D);
 }
 
 /// Shape checks shared by the adapter nodes: x, x_a (N, D_in), W0 (D_out, D_in), A (R, D_in),

@@ -4,12 +4,32 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 
 #include "hyplora/core/config.hpp"
 #include "hyplora/core/numerics.hpp"
 #include "hyplora/manifold/detail/lorentz_rows.hpp"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace hyplora::ad::detail {
+
+/// Σ a_i·b_i over n values in 8 interleaved partial sums (sum k takes i ≡ k mod 8), added
+/// pairwise at the end, then the tail. The per-token row norms over D = 4096 are otherwise one
+/// latency-bound chain of n dependent adds (lorentz_rows::dot); independent sums let the compiler
+/// vectorise and pipeline them. Fixed order for a given n: the same bits on any thread.
+template <class T>
+HYPLORA_HD_INLINE T dot_lanes(const T* a, const T* b, std::ptrdiff_t n) {
+  T s[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
+  std::ptrdiff_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) s[k] += a[i + k] * b[i + k];
+  T tail = T(0);
+  for (; i < n; ++i) tail += a[i] * b[i];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + tail;
+}
 
 /// Per-token scalars saved by the forward pass.
 template <class T>
@@ -58,6 +78,69 @@ HYPLORA_HD_INLINE HypLoRARowGrads<T> hyplora_row_grads(HypLoRARowScalars<T> s, T
   g.dS = -(Dc * s.rho * s.rho + s.c) / (sigma * sigma) * s_x + (scale_out_by_sigma ? s.c2 * s_y / sigma : T(0));
   g.kx = Dc / (sigma * sigma * sigma * R * R) * s_x;
   return g;
+}
+
+// ---- host side: threading of the CPU nodes' per-token passes (the CUDA kernels do not use it) ---
+// The CPU HypLoRA nodes (ops_hyplora.hpp, ops_hyplora_official.hpp) run their per-token passes on
+// OpenMP threads, as the GEMMs around them do. Sums over tokens (∂B's R×R term, the scalar
+// parameters' gradients) are per-thread partials added in thread order after the parallel
+// region, never atomics, so a fixed thread count gives bitwise-identical results.
+
+/// A per-token pass goes parallel from this much work (tokens × elements touched per token):
+/// below it the fork/join (a few µs with warm threads) costs about as much as the pass itself.
+constexpr std::ptrdiff_t kHypLoRAParallelMinWork = 16384;
+
+/// Threads a parallel region may get (sizes the per-thread scratch); 1 without OpenMP.
+inline int hyplora_max_threads() {
+#ifdef _OPENMP
+  const int n = omp_get_max_threads();
+  return n > 1 ? n : 1;
+#else
+  return 1;
+#endif
+}
+
+/// Runs body(tid, team) on each thread of an OpenMP team when `parallel`, else body(0, 1) here
+/// without entering the OpenMP runtime (a serialised region still costs runtime calls, and
+/// LLVM's libomp allocates in them). Returns the team size: the number of partials written.
+template <class F>
+inline int hyplora_run_team(bool parallel, F&& body) {
+#ifdef _OPENMP
+  if (parallel) {
+    int team = 1;
+#pragma omp parallel
+    {
+      const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+      if (tid == 0) team = nth;
+      body(tid, nth);
+    }
+    return team;
+  }
+#else
+  (void)parallel;
+#endif
+  body(0, 1);
+  return 1;
+}
+
+/// Thread tid's contiguous share [begin, end) of n items in a team of `team` (static, so fixed
+/// for a fixed team size).
+inline void hyplora_share(std::ptrdiff_t n, int tid, int team, std::ptrdiff_t& begin, std::ptrdiff_t& end) {
+  begin = n * tid / team;
+  end = n * (tid + 1) / team;
+}
+
+/// A double partial sum kept in two T slots, hi + lo (lo = 0 for T = double), so per-thread
+/// partials can sit in the node's T buffers without giving up the double accumulation.
+template <class T>
+inline void store_split(double v, T* hl) {
+  hl[0] = static_cast<T>(v);
+  const double rest = v - static_cast<double>(hl[0]);
+  hl[1] = std::isfinite(rest) ? static_cast<T>(rest) : T(0);  // hi overflowed to ±inf: keep it
+}
+template <class T>
+inline double load_split(const T* hl) {
+  return static_cast<double>(hl[0]) + static_cast<double>(hl[1]);
 }
 
 }  // namespace hyplora::ad::detail
