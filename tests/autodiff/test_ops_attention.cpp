@@ -37,8 +37,13 @@ MatrixR<T> random_matrix(Index r, Index c, unsigned seed, double scale = 1.5) {
 struct Dims {
   Index B, T, H, Dh;
 };
-// Degenerate cases: T = 1, H = 1, Dh = 1, all four 1 (1×1 tensors), one row of heads.
-const std::vector<Dims> kDims = {{2, 4, 2, 3}, {1, 1, 1, 1}, {1, 5, 1, 1}, {3, 1, 2, 2}, {1, 3, 4, 1}, {2, 3, 1, 4}};
+// Degenerate cases: T = 1, H = 1, Dh = 1, all four 1 (1×1 tensors), one row of heads. Then T
+// across the op's row/column blocks (kAttentionBlock = 32): a ragged third block (70), exactly
+// two blocks (64), one row past a block (33).
+const std::vector<Dims> kDims = {{2, 4, 2, 3}, {1, 1, 1, 1},  {1, 5, 1, 1},  {3, 1, 2, 2},
+                                 {1, 3, 4, 1}, {2, 3, 1, 4},  {1, 70, 2, 2}, {2, 64, 1, 3},
+                                 {1, 33, 3, 1}};
+static_assert(ad::detail::kAttentionBlock == 32, "kDims' long sequences assume blocks of 32");
 
 // Plain loops, long double.
 MatrixR<double> reference_attention(const MatrixR<double>& q, const MatrixR<double>& k, const MatrixR<double>& v,
@@ -144,11 +149,16 @@ TEST_CASE("causal_self_attention gradchecks in q, k and v, including degenerate 
         {q, k, v});
     CHECK_MESSAGE(g.ok, g.report);
   }
-  // One Var used as q, k and v (gradients of all three uses accumulate into it).
+  // One Var used as q, k and v (gradients of all three uses accumulate into it: the first
+  // write assigns the fresh buffer, the others add), in one block and across three.
   const MatrixR<double> x = random_matrix<double>(6, 4, 10);
   auto g = hyplora::testing::gradcheck(
       [](Tape<double>&, const Vars& v) { return ad::causal_self_attention(v[0], v[0], v[0], 2, 3, 2); }, {x});
   CHECK_MESSAGE(g.ok, g.report);
+  const MatrixR<double> xl = random_matrix<double>(70, 2, 26);
+  auto gl = hyplora::testing::gradcheck(
+      [](Tape<double>&, const Vars& v) { return ad::causal_self_attention(v[0], v[0], v[0], 1, 70, 1); }, {xl});
+  CHECK_MESSAGE(gl.ok, gl.report);
   // Only some inputs needing gradients exercises the skipped branches.
   const MatrixR<double> q = random_matrix<double>(6, 4, 11), k = random_matrix<double>(6, 4, 12),
                         v = random_matrix<double>(6, 4, 13);
@@ -164,7 +174,7 @@ TEST_CASE("causal_self_attention gradchecks in q, k and v, including degenerate 
 }
 
 TEST_CASE("causal_self_attention equals its composition from primitive ops, value and gradients") {
-  for (const auto& d : {Dims{2, 5, 3, 2}, Dims{1, 1, 1, 1}, Dims{1, 4, 1, 3}}) {
+  for (const auto& d : {Dims{2, 5, 3, 2}, Dims{1, 1, 1, 1}, Dims{1, 4, 1, 3}, Dims{1, 45, 2, 2}}) {
     CAPTURE(d.B);
     CAPTURE(d.T);
     CAPTURE(d.H);
@@ -239,26 +249,29 @@ TEST_CASE("causal_self_attention reuses its buffers when the graph is rebuilt") 
 
 #ifdef _OPENMP
 TEST_CASE("causal_self_attention gives bitwise the same results on 1 and 2 threads") {
-  const Index B = 2, T = 7, H = 3, Dh = 4;
-  const MatrixR<double> q = random_matrix<double>(B * T, H * Dh, 22), k = random_matrix<double>(B * T, H * Dh, 23),
-                        v = random_matrix<double>(B * T, H * Dh, 24), w = random_matrix<double>(B * T, H * Dh, 25);
-  const int prev = omp_get_max_threads();
-  MatrixR<double> out[2], dq[2], dk[2], dv[2];
-  for (int r = 0; r < 2; ++r) {
-    omp_set_num_threads(r + 1);
-    Tape<double> tape;
-    auto qv = tape.leaf(q), kv = tape.leaf(k), vv = tape.leaf(v);
-    auto o = ad::causal_self_attention(qv, kv, vv, B, T, H);
-    tape.backward(o, w);
-    out[r] = o.value();
-    dq[r] = qv.grad();
-    dk[r] = kv.grad();
-    dv[r] = vv.grad();
+  for (const Index T : {7, 70}) {  // one block; three blocks
+    CAPTURE(T);
+    const Index B = 2, H = 3, Dh = 4;
+    const MatrixR<double> q = random_matrix<double>(B * T, H * Dh, 22), k = random_matrix<double>(B * T, H * Dh, 23),
+                          v = random_matrix<double>(B * T, H * Dh, 24), w = random_matrix<double>(B * T, H * Dh, 25);
+    const int prev = omp_get_max_threads();
+    MatrixR<double> out[2], dq[2], dk[2], dv[2];
+    for (int r = 0; r < 2; ++r) {
+      omp_set_num_threads(r + 1);
+      Tape<double> tape;
+      auto qv = tape.leaf(q), kv = tape.leaf(k), vv = tape.leaf(v);
+      auto o = ad::causal_self_attention(qv, kv, vv, B, T, H);
+      tape.backward(o, w);
+      out[r] = o.value();
+      dq[r] = qv.grad();
+      dk[r] = kv.grad();
+      dv[r] = vv.grad();
+    }
+    omp_set_num_threads(prev);
+    CHECK(out[0] == out[1]);
+    CHECK(dq[0] == dq[1]);
+    CHECK(dk[0] == dk[1]);
+    CHECK(dv[0] == dv[1]);
   }
-  omp_set_num_threads(prev);
-  CHECK(out[0] == out[1]);
-  CHECK(dq[0] == dq[1]);
-  CHECK(dk[0] == dk[1]);
-  CHECK(dv[0] == dv[1]);
 }
 #endif

@@ -11,6 +11,10 @@
 #include <hyplora/core/numerics.hpp>
 #include <hyplora/testing/gradcheck.hpp>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
@@ -150,6 +154,62 @@ TEST_CASE("layer_norm and rms_norm equal their composition from primitive ops") 
     tc.backward(yc, w);
     CHECK((xf.grad() - xc.grad()).cwiseAbs().maxCoeff() <= 1e-12);
     CHECK((gf.grad() - gc.grad()).cwiseAbs().maxCoeff() <= 1e-12);
+  }
+}
+
+namespace {
+// Norm results (value, dx, dγ, dβ) on a fresh tape.
+struct NormRun {
+  MatrixR<double> y, dx, dg, db;
+};
+NormRun run_norm(bool rms, const MatrixR<double>& x, const MatrixR<double>& g, const MatrixR<double>& b,
+                 const MatrixR<double>& w) {
+  Tape<double> t;
+  auto xv = t.leaf(x), gv = t.leaf(g), bv = t.leaf(b);
+  auto y = rms ? ad::rms_norm(xv, gv) : ad::layer_norm(xv, gv, bv);
+  t.backward(y, w);
+  return {y.value(), xv.grad(), gv.grad(), rms ? MatrixR<double>() : MatrixR<double>(bv.grad())};
+}
+}  // namespace
+
+TEST_CASE("layer_norm and rms_norm on the parallel path match the composition; 1 and 2 threads agree bitwise") {
+  // 600 × 120 = 72,000 elements >= kParallelMinElems: rows (forward, dx) and column chunks (dγ,
+  // dβ; 120 is not a multiple of kColumnChunk, so the last chunk is ragged) go to OpenMP threads.
+  const Index N = 600, C = 120;
+  static_assert(N * C >= ad::detail::kParallelMinElems, "the test must take the parallel path");
+  static_assert(C % ad::detail::kColumnChunk != 0, "a ragged last column chunk");
+  const MatrixR<double> x = random_matrix<double>(N, C, 17), g = random_matrix<double>(1, C, 18),
+                        b = random_matrix<double>(1, C, 19), w = random_matrix<double>(N, C, 20);
+  for (const bool rms : {false, true}) {
+    CAPTURE(rms);
+    const NormRun f = run_norm(rms, x, g, b, w);
+    Tape<double> tc;
+    auto xc = tc.leaf(x), gc = tc.leaf(g), bc = tc.leaf(b);
+    Var<double> yc;
+    if (rms) {
+      yc = ad::mul(ad::div(xc, ad::sqrt(ad::add_scalar(ad::mean_rows(ad::square(xc)), 1e-6))), gc);
+    } else {
+      auto xm = ad::sub(xc, ad::mean_rows(xc));
+      yc = ad::add(ad::mul(ad::div(xm, ad::sqrt(ad::add_scalar(ad::mean_rows(ad::square(xm)), 1e-5))), gc), bc);
+    }
+    tc.backward(yc, w);
+    CHECK((f.y - yc.value()).cwiseAbs().maxCoeff() <= 1e-12);
+    CHECK((f.dx - xc.grad()).cwiseAbs().maxCoeff() <= 1e-12);
+    CHECK((f.dg - gc.grad()).cwiseAbs().maxCoeff() <= 1e-12);
+    if (!rms) CHECK((f.db - bc.grad()).cwiseAbs().maxCoeff() <= 1e-12);
+#ifdef _OPENMP
+    const int prev = omp_get_max_threads();
+    NormRun r[2];
+    for (int k = 0; k < 2; ++k) {
+      omp_set_num_threads(k + 1);
+      r[k] = run_norm(rms, x, g, b, w);
+    }
+    omp_set_num_threads(prev);
+    CHECK(r[0].y == r[1].y);
+    CHECK(r[0].dx == r[1].dx);
+    CHECK(r[0].dg == r[1].dg);
+    CHECK(r[0].db == r[1].db);
+#endif
   }
 }
 

@@ -10,7 +10,12 @@
 #include <hyplora/autodiff/ops_shape.hpp>
 #include <hyplora/testing/gradcheck.hpp>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace {
+using hyplora::Index;
 using hyplora::MatrixR;
 using hyplora::ad::Tape;
 using hyplora::ad::Var;
@@ -120,6 +125,42 @@ TEST_CASE("embedding: gather, scatter-add of repeated ids, out-of-range ids") {
   }
   CHECK_THROWS_AS(ad::embedding(tab, {-1}), hyplora::value_error);
   CHECK(ad::embedding(tab, {}).rows() == 0);
+}
+
+TEST_CASE("embedding on the parallel path: gather and scatter-add equal plain loops bitwise, on 1 and 2 threads") {
+  // 3000 × 40 = 120,000 >= kParallelMinElems: the gather goes by rows, the scatter-add by column
+  // chunks (40 = 2.5 chunks: a ragged last one). V = 7, so every id repeats ~430 times.
+  const Index V = 7, C = 40, N = 3000;
+  static_assert(N * C >= ad::detail::kParallelMinElems, "the test must take the parallel path");
+  const M table = M::Random(V, C), G = M::Random(N, C);
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(N));
+  for (Index i = 0; i < N; ++i) ids[static_cast<std::size_t>(i)] = (i * i + 3 * i) % V;
+  // Plain loops: the serial scatter-add adds the rows in row order, as each column chunk does.
+  M gather(N, C), scatter = M::Zero(V, C);
+  for (Index i = 0; i < N; ++i) {
+    const Index r = static_cast<Index>(ids[static_cast<std::size_t>(i)]);
+    for (Index c = 0; c < C; ++c) {
+      gather(i, c) = table(r, c);
+      scatter(r, c) += G(i, c);
+    }
+  }
+  const int threads[2] = {1, 2};
+  for (const int th : threads) {
+    CAPTURE(th);
+#ifdef _OPENMP
+    const int prev = omp_get_max_threads();
+    omp_set_num_threads(th);
+#endif
+    Tape<double> t;
+    Var<double> tab = t.leaf(table);
+    Var<double> y = ad::embedding(tab, ids);
+    t.backward(y, G);
+    CHECK(M(y.value()) == gather);
+    CHECK(M(tab.grad()) == scatter);
+#ifdef _OPENMP
+    omp_set_num_threads(prev);
+#endif
+  }
 }
 
 TEST_CASE("transpose and reshape: values, gradients, errors") {

@@ -1,6 +1,7 @@
 // Tests for include/hyplora/autodiff/ops_softmax.hpp: softmax, log_softmax, cross_entropy.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -13,6 +14,10 @@
 #include <hyplora/autodiff/ops_softmax.hpp>
 #include <hyplora/core/numerics.hpp>
 #include <hyplora/testing/gradcheck.hpp>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace {
 using hyplora::Index;
@@ -149,6 +154,53 @@ TEST_CASE("cross_entropy equals -mean log_softmax[target] and gradchecks") {
         [&](Tape<double>&, const Vars& v) { return ad::cross_entropy(v[0], cs.t); }, {xs});
     CHECK_MESSAGE(gd.ok, gd.report);
   }
+}
+
+TEST_CASE("cross_entropy on the parallel path: reference loss and gradient; 1 and 2 threads agree bitwise") {
+  // 3000 × 30 = 90,000 logits >= kParallelMinElems: rows go to OpenMP threads; every 7th ignored.
+  const Index N = 3000, V = 30;
+  static_assert(N * V >= ad::detail::kParallelMinElems, "the test must take the parallel path");
+  const MatrixR<double> x = random_matrix<double>(N, V, 23, 4.0);
+  std::vector<std::int64_t> tg(static_cast<std::size_t>(N));
+  Index counted = 0;
+  for (Index i = 0; i < N; ++i) {
+    tg[static_cast<std::size_t>(i)] = i % 7 == 3 ? -1 : (i * 13) % V;
+    counted += i % 7 == 3 ? 0 : 1;
+  }
+  double loss[2];
+  MatrixR<double> grad[2];
+  for (int k = 0; k < 2; ++k) {
+#ifdef _OPENMP
+    const int prev = omp_get_max_threads();
+    omp_set_num_threads(k + 1);
+#endif
+    Tape<double> tape;
+    auto xv = tape.leaf(x);
+    auto l = ad::cross_entropy(xv, tg);
+    tape.backward(l);
+    loss[k] = l.item();
+    grad[k] = xv.grad();
+#ifdef _OPENMP
+    omp_set_num_threads(prev);
+#endif
+  }
+  CHECK(loss[0] == doctest::Approx(reference_ce(x, tg, -1)).epsilon(1e-13));
+  // (softmax − onehot)/count on counted rows, 0 on ignored ones, in long double.
+  double worst = 0;
+  for (Index i = 0; i < N; ++i) {
+    long double m = x(i, 0), z = 0;
+    for (Index j = 1; j < V; ++j) m = std::max<long double>(m, x(i, j));
+    for (Index j = 0; j < V; ++j) z += std::exp(static_cast<long double>(x(i, j)) - m);
+    const std::int64_t t = tg[static_cast<std::size_t>(i)];
+    for (Index j = 0; j < V; ++j) {
+      const long double p = std::exp(static_cast<long double>(x(i, j)) - m) / z;
+      const long double e = t < 0 ? 0.0L : (p - (j == t ? 1 : 0)) / counted;
+      worst = std::max(worst, static_cast<double>(std::abs(grad[0](i, j) - e)));
+    }
+  }
+  CHECK(worst <= 1e-16);
+  CHECK(loss[0] == loss[1]);
+  CHECK(grad[0] == grad[1]);
 }
 
 TEST_CASE("cross_entropy is stable for logits of +-1e4") {

@@ -12,6 +12,10 @@
 #include "../../examples/transformer/report.hpp"
 #include "../../examples/transformer/train.hpp"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace ex = hyplora::examples;
 namespace ad = hyplora::ad;
 namespace nn = hyplora::nn;
@@ -166,6 +170,48 @@ TEST_CASE("resume: a run stopped and continued from its checkpoint equals the un
     fs::remove_all(d);
   }
 }
+
+#ifdef _OPENMP
+TEST_CASE("training at GPT widths on two threads: the same seed gives identical losses and weights") {
+  // B·T = 512 tokens of width 128: every row-wise op (embedding, layer norm, cross-entropy with
+  // V·N = 131,072 logits) takes its parallel path (>= kParallelMinElems elements), and T = 64
+  // spans two attention blocks. Two runs on two threads must agree bitwise.
+  ex::GPTConfig c;
+  c.block_size = 64;
+  c.width = 128;
+  c.layers = 1;
+  c.heads = 4;
+  static_assert(ad::detail::kAttentionBlock < 64, "T must span more than one attention block");
+  REQUIRE(8 * 64 * c.width >= ad::detail::kParallelMinElems);
+  ex::TrainConfig tc;
+  tc.steps = 3;
+  tc.warmup = 1;
+  tc.lr = 3e-3;
+  tc.seed = 9;
+  const int prev = omp_get_max_threads();
+  omp_set_num_threads(2);
+  std::vector<double> losses[2];
+  std::vector<float> params[2];
+  for (int r = 0; r < 2; ++r) {
+    ad::ParameterStore<float> s;
+    ex::GPT<float> g(s, c);
+    nn::AdapterConfig full;
+    full.kind = nn::AdapterKind::full;  // every weight trainable: every backward runs
+    g.attach(s, full, {});
+    ex::Trainer<float> tr(g, s, tc);
+    std::vector<std::int64_t> ids, tg;
+    for (std::int64_t k = 0; k < tc.steps; ++k) {
+      ex::lm_batch(kText + kText + kText, 8, 64, tc.seed, k, ids, tg);
+      losses[r].push_back(tr.step(ids, tg, 8, 64));
+    }
+    params[r] = s.values();
+  }
+  omp_set_num_threads(prev);
+  CHECK(losses[0] == losses[1]);
+  CHECK(params[0] == params[1]);
+  CHECK(losses[0].front() != losses[0].back());  // the steps did change the model
+}
+#endif
 
 TEST_CASE("greedy_decode: batched decoding equals one-at-a-time; exact_match counts items") {
   ad::ParameterStore<float> s;

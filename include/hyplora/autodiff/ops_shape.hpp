@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "hyplora/autodiff/detail/column_chunks.hpp"
 #include "hyplora/autodiff/ops_elementwise.hpp"
 #include "hyplora/autodiff/tape.hpp"
 #include "hyplora/core/errors.hpp"
@@ -55,10 +56,21 @@ void embedding_backward(Tape<T>& t, int id) {
   Node<T>& n = t.node(id);
   const int a = n.parents[0];
   if (!t.needs_grad(a)) return;
-  auto g = t.grad_acc(id);    // (N, C)
-  auto gt = t.grad_acc(a);    // (V, C)
-  // Serial scatter-add: repeated ids add into the same row.
-  for (Index i = 0; i < n.rows; ++i) gt.row(static_cast<Index>(n.ints[static_cast<std::size_t>(i)])) += g.row(i);
+  const T* g = t.grad_acc(id).data();  // (N, C)
+  T* gt = t.grad_acc(a).data();        // (V, C)
+  const Index N = n.rows, C = n.cols;
+  const std::int64_t* ids = n.ints.data();
+  // Scatter-add: repeated ids add into the same row, so rows cannot go to different threads
+  // without partial buffers. Column chunks instead (detail/column_chunks.hpp): each task adds
+  // every row, in row order, into its own columns, bitwise the serial result.
+  for_column_chunks(N, C, [&](Index c0, Index c1) {
+    const Index w = c1 - c0;
+    for (Index i = 0; i < N; ++i) {
+      T* dst = gt + static_cast<Index>(ids[i]) * C + c0;
+      const T* src = g + i * C + c0;
+      for (Index c = 0; c < w; ++c) dst[c] += src[c];
+    }
+  });
 }
 
 template <class T>
@@ -170,9 +182,13 @@ Var<T> embedding(Var<T> table, const std::vector<std::int64_t>& ids) {
   const int id = t.push("embedding", N, table.cols(), &detail::embedding_backward<T>, {table.id});
   Node<T>& n = t.node(id);
   n.ints.assign(ids.begin(), ids.end());  // capacity is kept across clear(): no allocation
-  auto tab = t.value(table.id);
-  auto out = t.value(id);
-  for (Index i = 0; i < N; ++i) out.row(i) = tab.row(static_cast<Index>(ids[static_cast<std::size_t>(i)]));
+  const Index C = table.cols();
+  const T* tab = t.value(table.id).data();
+  T* out = t.value(id).data();
+  detail::parallel_for(N, N * C, [&](Index i) {  // the gather: rows are independent
+    const T* src = tab + static_cast<Index>(ids[static_cast<std::size_t>(i)]) * C;
+    std::copy(src, src + C, out + i * C);
+  });
   return Var<T>{&t, id};
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "hyplora/autodiff/ops_elementwise.hpp"  // detail::parallel_for
 #include "hyplora/autodiff/tape.hpp"
 #include "hyplora/core/errors.hpp"
 
@@ -57,16 +58,19 @@ void cross_entropy_backward(Tape<T>& t, int id) {
   auto x = t.value(a);
   auto out = t.grad_out(a);  // fresh: every row is assigned (ignored rows get 0), no zero-fill
   auto dx = out.view;
-  const auto& lse = n.saved[0];
-  for (Index i = 0; i < x.rows(); ++i) {
-    const std::int64_t target = n.ints[static_cast<std::size_t>(i)];
+  const bool fresh = out.fresh;
+  const T* lse = n.saved[0].data();
+  const std::int64_t* targets = n.ints.data();
+  // Rows are independent: parallel over rows (OpenMP, from kParallelMinElems elements on).
+  parallel_for(x.rows(), x.size(), [&](Index i) {
+    const std::int64_t target = targets[i];
     if (target < 0) {
-      if (out.fresh) dx.row(i).setZero();
-      continue;
+      if (fresh) dx.row(i).setZero();
+      return;
     }
-    detail::accumulate(out.fresh, dx.row(i).array(), coef * (x.row(i).array() - lse(i, 0)).exp());
+    detail::accumulate(fresh, dx.row(i).array(), coef * (x.row(i).array() - lse[i]).exp());
     dx(i, static_cast<Index>(target)) -= coef;
-  }
+  });
 }
 
 }  // namespace detail
@@ -130,21 +134,27 @@ Var<T> cross_entropy(Var<T> logits, const std::vector<std::int64_t>& targets,
   if (n.saved.empty()) n.saved.resize(1);
   n.saved[0].resize(N, 1);
   auto X = t.value(logits.id);
-  T total = T(0);
-  Index count = 0;
-  for (Index i = 0; i < N; ++i) {
+  T* lse = n.saved[0].data();
+  std::int64_t* tg = n.ints.data();
+  // The per-row log-sum-exps in parallel (rows are independent), then the loss summed serially
+  // in row order: the same sum for any thread count.
+  detail::parallel_for(N, N * V, [&](Index i) {
     const std::int64_t c = targets[static_cast<std::size_t>(i)];
     const bool counted = c != ignore_index;
-    n.ints[static_cast<std::size_t>(i)] = counted ? c : -1;
-    if (!counted) {
-      n.saved[0](i, 0) = T(0);
-      continue;
+    tg[i] = counted ? c : -1;
+    if (!counted || V == 0) {
+      lse[i] = T(0);
+      return;
     }
     using std::log;
     const T m = X.row(i).maxCoeff();
-    const T lse = m + log((X.row(i).array() - m).exp().sum());
-    n.saved[0](i, 0) = lse;
-    total += lse - X(i, static_cast<Index>(c));
+    lse[i] = m + log((X.row(i).array() - m).exp().sum());
+  });
+  T total = T(0);
+  Index count = 0;
+  for (Index i = 0; i < N; ++i) {
+    if (tg[i] < 0) continue;
+    total += lse[i] - X(i, static_cast<Index>(tg[i]));
     ++count;
   }
   n.attrs[0] = static_cast<double>(count);
