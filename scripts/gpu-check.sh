@@ -2,8 +2,8 @@
 # gpu-check.sh — build and run hyplora's CUDA tests and benchmarks on a machine with a GPU.
 #   scripts/gpu-check.sh            logs + summary.txt in ./gpu-check-out (or "$OUT" if set)
 # Steps keep going past a failure; each is recorded as PASS/FAIL/SKIP in summary.txt and the
-# script exits non-zero if any step failed. Budget: 7.5 minutes in all (each step has a timeout,
-# cut to what is left).
+# script exits non-zero if any step failed. Budget: 7.5 minutes in all, or GPU_CHECK_BUDGET
+# seconds (each step has a timeout, cut to what is left).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -18,7 +18,7 @@ build="$root/build-gpu-check"
 
 # step NAME TIMEOUT_S CMD...: runs CMD with its output in $out/NAME.log; 77 counts as a skip.
 # A step's timeout is cut to what is left of the 7.5-minute budget.
-budget=450
+budget=${GPU_CHECK_BUDGET:-450}
 step() {
   local name=$1 limit=$2; shift 2
   local t0=$SECONDS rc=0 left=$((budget - SECONDS))
@@ -54,16 +54,17 @@ fi
 # -Werror is CI's job (nvcc 13 here): the host compiler there differs, and a new warning must not
 # cost the scarce device time.
 step configure 90 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-  -DHYPLORA_ENABLE_CUDA=ON -DHYPLORA_BUILD_EXAMPLES=OFF -DHYPLORA_INSTALL=OFF "${prefix_args[@]}" \
+  -DHYPLORA_ENABLE_CUDA=ON -DHYPLORA_BUILD_EXAMPLES=ON -DHYPLORA_INSTALL=OFF "${prefix_args[@]}" \
   -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)"
 
-# Build only the CUDA targets.
-targets=()
+# Build the CUDA targets and hyplora-finetune (its --device cuda path is gpt_cuda.cu).
+targets=(hyplora-finetune)
 for f in tests/cuda/test_*.cu; do [ -e "$f" ] && targets+=("cuda_$(basename "$f" .cu)"); done
 for f in benchmarks/cuda/bench_*.cu; do [ -e "$f" ] && targets+=("$(basename "$f" .cu)"); done
 step build 240 cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 
 step ctest_cuda 120 ctest --test-dir "$build" -L cuda --output-on-failure
+grep -E "worst|first-step" "$out/ctest_cuda.log" >> "$summary" 2>/dev/null || true
 # The goal shape of issue #6 (n=2048, d=4096, r=32) and two smaller ones.
 for shape in "2048 4096 32" "2048 4096 8" "2048 1024 32"; do
   set -- $shape
@@ -71,12 +72,34 @@ for shape in "2048 4096 32" "2048 4096 8" "2048 1024 32"; do
   grep -E "^(device|shape|lora|hyplora|ratio|allocator)" "$out/bench_cuda_adapters_$1_$2_$3.log" >> "$summary" 2>/dev/null || true
 done
 
-# PyTorch eager CUDA on the same machine: the same layers (benchmarks/compare/torch_adapters.py).
+# Issue #6 (b): the same 20 training steps on the CPU and the GPU (loss-check prints one loss per
+# step); the largest relative difference per adapter goes to the summary.
+ft="$build/examples/transformer/hyplora-finetune"
+loss_check() {
+  local a=$1
+  "$ft" loss-check --device cpu --adapter "$a" --steps 20 > "$out/loss_cpu_$a.txt" || return 1
+  "$ft" loss-check --device cuda --adapter "$a" --steps 20 > "$out/loss_cuda_$a.txt" || return 1
+  paste "$out/loss_cpu_$a.txt" "$out/loss_cuda_$a.txt" | awk -v a="$a" '
+    /^#/ {next} {d = ($4 - $2) / $2; if (d < 0) d = -d; if (d > m) m = d; last = $2 " " $4}
+    END {printf "loss-check %-8s 20 steps: max rel diff cpu vs cuda %.2e (last losses cpu, cuda: %s)\n", a, m, last}'
+}
+export -f loss_check
+export ft out
+for a in full lora hyplora; do
+  step "loss_check_$a" 60 bash -c 'loss_check "$0"' "$a"
+  grep "^loss-check" "$out/loss_check_$a.log" >> "$summary" 2>/dev/null || true
+done
+
+# PyTorch eager CUDA on the same machine: the GPT step (torch_gpt.py) and the adapter layers
+# (torch_adapters.py, beside bench_cuda_adapters above).
 if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-  step torch_adapters_cuda 90 python3 benchmarks/compare/torch_adapters.py --device cuda --reps 9
+  step torch_gpt_cuda 150 env PYTHONUNBUFFERED=1 python3 benchmarks/compare/torch_gpt.py "$ft" --device cuda \
+    --rounds 2 --iters 5 --warmup 3
+  tail -n 12 "$out/torch_gpt_cuda.log" >> "$summary" 2>/dev/null || true
+  step torch_adapters_cuda 90 python3 benchmarks/compare/torch_adapters.py --device cuda --reps 5
   grep -E "^(torch|n:)" "$out/torch_adapters_cuda.log" >> "$summary" 2>/dev/null || true
 else
-  echo "torch_adapters_cuda         SKIP (python3 has no CUDA-enabled torch)" | tee -a "$summary"
+  echo "torch_compare               SKIP (python3 has no CUDA-enabled torch)" | tee -a "$summary"
 fi
 
 echo "overall: $([ $failed -eq 0 ] && echo PASS || echo FAIL)" | tee -a "$summary"

@@ -2,7 +2,8 @@
 """One GPT training step, hyplora (hyplora-finetune bench-step) vs PyTorch, side by side.
 
     python3 benchmarks/compare/torch_gpt.py build/examples/transformer/hyplora-finetune \
-        [--threads N] [--rounds 5] [--iters 3] [--warmup 2] [--modes full,lora,hyplora] [-- bench-step options, e.g. --width 256 --batch 8]
+        [--threads N] [--rounds 5] [--iters 3] [--warmup 2] [--modes full,lora,hyplora] [--device cpu|cuda]
+        [-- bench-step options, e.g. --width 256 --batch 8]
 
 The model is examples/transformer/model.hpp written in plain torch: byte vocabulary V = 256,
 learned token + position embeddings, pre-norm blocks (layer norm eps 1e-5, or RMS norm), causal
@@ -21,6 +22,10 @@ Timing: the script runs the C++ binary and a fresh torch subprocess per (round, 
 which goes first, with the same thread count (OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = N for C++,
 torch.set_num_threads(N) for torch; C++ also OMP_WAIT_POLICY=PASSIVE unless set, see main());
 ms/step is the median over all rounds × iters timed steps.
+--device cuda (issue #6): both sides on the GPU — the C++ binary runs `bench-step --device cuda` (it
+must be built with CUDA: gpt_cuda.cu), torch runs eager CUDA in float32 with TF32 off (cuBLAS's
+default on the C++ side too), with torch.cuda.synchronize() before and after each timed step
+(the C++ step ends by reading its loss back, which waits for the device the same way).
 Peak memory: C++ VmHWM of its process (bench-step, one process per mode); torch ru_maxrss of its
 fresh subprocess (tracemalloc cannot see torch's allocator). "base" is the RSS before the model is
 built (the C++ binary, or the imported torch libraries), so peak − base is the step's own memory.
@@ -47,11 +52,15 @@ def rss_mib():
     return -1.0
 
 
-def worker(mode, cfg, threads, iters, warmup):
+def worker(mode, cfg, threads, iters, warmup, device="cpu"):
     import torch
     import torch.nn.functional as F
 
     torch.set_num_threads(threads)
+    cuda = device == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False  # full float32 GEMMs, as the C++ side's cuBLAS default
+        torch.backends.cudnn.allow_tf32 = False
     base_rss = rss_mib()
     torch.manual_seed(0)
     V, Tb, C, L, H = cfg["vocab"], cfg["block_size"], cfg["C"], cfg["layers"], cfg["heads"]
@@ -92,6 +101,7 @@ def worker(mode, cfg, threads, iters, warmup):
     if not cfg["rms_norm"]:
         P["ln_f.bias"] = torch.zeros(C)
     full = mode == "full"
+    P = {k: t.to(device) for k, t in P.items()}  # initialised on the CPU (same stream), then moved
     for t in P.values():
         t.requires_grad_(full)
     adapters = {}
@@ -100,8 +110,8 @@ def worker(mode, cfg, threads, iters, warmup):
             for n in names:
                 if n in targets:
                     din, dout = dims[n]
-                    A = u(r, din, bound=1 / math.sqrt(din)).requires_grad_()  # Kaiming-uniform(a = √5)
-                    Bm = torch.zeros(dout, r, requires_grad=True)
+                    A = u(r, din, bound=1 / math.sqrt(din)).to(device).requires_grad_()  # Kaiming-uniform(a = √5)
+                    Bm = torch.zeros(dout, r, device=device, requires_grad=True)
                     adapters[f"h.{l}.{n}"] = (A, Bm)
 
     def linear(x, key):
@@ -122,7 +132,7 @@ def worker(mode, cfg, threads, iters, warmup):
             return F.rms_norm(x, (C,), P[key + ".weight"], eps=1e-5)
         return F.layer_norm(x, (C,), P[key + ".weight"], P[key + ".bias"], eps=1e-5)
 
-    pos = torch.arange(T).repeat(B)
+    pos = torch.arange(T, device=device).repeat(B)
 
     def loss_fn(ids, tg):
         x = F.embedding(ids, P["wte"]) + F.embedding(pos, P["wpe"])  # (B·T, C)
@@ -139,12 +149,12 @@ def worker(mode, cfg, threads, iters, warmup):
     params = list(P.values()) if full else [t for ab in adapters.values() for t in ab]
     kw = dict(lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["eps"], weight_decay=cfg["weight_decay"])
     try:
-        opt = torch.optim.AdamW(params, fused=True, **kw)  # torch's fastest CPU AdamW (2.4+)
+        opt = torch.optim.AdamW(params, fused=True, **kw)  # torch's fastest AdamW (CPU: 2.4+)
         opt_kind = "fused"
     except (RuntimeError, TypeError, ValueError):
         opt = torch.optim.AdamW(params, foreach=True, **kw)
         opt_kind = "foreach"
-    ids = torch.full((B * T,), ord("x"), dtype=torch.long)  # bench-step's batch: a text of 'x'
+    ids = torch.full((B * T,), ord("x"), dtype=torch.long, device=device)  # bench-step's batch: a text of 'x'
     tg = ids.clone()
     clip = cfg["clip"]
 
@@ -162,13 +172,20 @@ def worker(mode, cfg, threads, iters, warmup):
         step()
     ms = []
     for _ in range(iters):
+        if cuda:
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         step()
+        if cuda:
+            torch.cuda.synchronize()
         ms.append(1000.0 * (time.perf_counter() - t0))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    print(json.dumps({"mode": mode, "ms": ms, "peak_rss_mib": peak, "base_rss_mib": base_rss, "loss0": loss0,
-                      "trainable": sum(t.numel() for t in params), "optimizer": opt_kind,
-                      "threads": torch.get_num_threads()}))
+    out = {"mode": mode, "ms": ms, "peak_rss_mib": peak, "base_rss_mib": base_rss, "loss0": loss0,
+           "trainable": sum(t.numel() for t in params), "optimizer": opt_kind, "threads": torch.get_num_threads(),
+           "device": torch.cuda.get_device_name() if cuda else "cpu"}
+    if cuda:
+        out["device_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    print(json.dumps(out))
 
 
 # ---- the driver ----------------------------------------------------------------------------------
@@ -185,6 +202,8 @@ def main():
     ap.add_argument("--iters", type=int, default=3, help="timed steps per process")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per process")
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: both sides on the GPU (C++ bench-step --device cuda, torch eager CUDA)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
     argv = sys.argv[1:]
@@ -192,8 +211,10 @@ def main():
     a = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     a.cxx_args = cxx_args
     if a.worker:
-        worker(a.worker, json.loads(a.config), a.threads, a.iters, a.warmup)
+        worker(a.worker, json.loads(a.config), a.threads, a.iters, a.warmup, a.device)
         return
+    if a.device == "cuda":
+        a.cxx_args = ["--device", "cuda", *a.cxx_args]
     modes = [m for m in a.modes.split(",") if m]
     for m in modes:
         if m not in MODES:
@@ -225,7 +246,7 @@ def main():
                                  str(a.warmup), *a.cxx_args]),
                     ("torch", [sys.executable, os.path.abspath(__file__), a.binary, "--worker", m, "--config",
                                json.dumps(cfg), "--threads", str(a.threads), "--iters", str(a.iters), "--warmup",
-                               str(a.warmup)])]
+                               str(a.warmup), "--device", a.device])]
             if rnd % 2:
                 runs.reverse()  # alternate which side runs first, so drift hits both alike
             for side, cmd in runs:
@@ -234,16 +255,17 @@ def main():
                     r = j["modes"][m]
                     cxx[m] += r["ms"]
                     cxx_mem[m] = max(cxx_mem.get(m, (0, 0)), (r["peak_rss_mib"], j["base_rss_mib"]))
-                    info[("hyplora", m)] = (r["loss0"], r["trainable"], j["threads"])
+                    info[("hyplora", m)] = (r["loss0"], r["trainable"], j.get("device", "cpu") if a.device == "cuda" else j["threads"])
                 else:
                     tor[m] += j["ms"]
                     tor_mem[m] = max(tor_mem.get(m, (0, 0)), (j["peak_rss_mib"], j["base_rss_mib"]))
-                    info[("torch", m)] = (j["loss0"], j["trainable"], j["optimizer"])
+                    info[("torch", m)] = (j["loss0"], j["trainable"], j["optimizer"] + (f" on {j['device']}" if a.device == "cuda" else ""))
         print(f"round {rnd + 1}/{a.rounds} done (load average {os.getloadavg()[0]:.2f})", file=sys.stderr)
 
     tokens = cfg["B"] * cfg["T"]
     print(f"\nOne training step of B = {cfg['B']} x T = {cfg['T']} tokens, C = {cfg['C']}, {cfg['layers']} layers, "
-          f"{cfg['heads']} heads; {a.threads} thread(s); median of {a.rounds} rounds x {a.iters} steps each side")
+          f"{cfg['heads']} heads; {'GPU (float32, no TF32)' if a.device == 'cuda' else f'{a.threads} thread(s)'}; "
+          f"median of {a.rounds} rounds x {a.iters} steps each side")
     hdr = (f"{'mode':<9}{'hyplora ms':>11}{'torch ms':>10}{'ratio':>7}{'hyplora tok/s':>15}{'torch tok/s':>13}"
            f"{'hyplora MiB':>17}{'torch MiB':>17}")
     print(hdr)
@@ -258,7 +280,8 @@ def main():
         hl, hn, ht = info[("hyplora", m)]
         tl, tn, to = info[("torch", m)]
         flag = "" if hn == tn else "   <-- trainable counts differ"
-        print(f"  {m:<8} loss0 {hl:.4f} / {tl:.4f}   trainable {hn} / {tn}   C++ threads {ht}   torch AdamW {to}{flag}")
+        print(f"  {m:<8} loss0 {hl:.4f} / {tl:.4f}   trainable {hn} / {tn}   C++ {'device' if a.device == 'cuda' else 'threads'} {ht}"
+              f"   torch AdamW {to}{flag}")
 
 
 if __name__ == "__main__":

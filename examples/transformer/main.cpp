@@ -36,6 +36,9 @@
 #include "model.hpp"
 #include "report.hpp"
 #include "train.hpp"
+#ifdef HYPLORA_FINETUNE_CUDA
+#include "gpt_cuda.hpp"  // --device cuda: the GPU step (gpt_cuda.cu)
+#endif
 
 #ifdef HYPLORA_USE_BLAS
 // OpenBLAS's own API (not in cblas.h): bench-step reports the GEMM thread count it really uses.
@@ -97,10 +100,18 @@ std::vector<std::string> split_csv(const std::string& s) {
   return out;
 }
 
-void check_device(const Settings& s) {
+/// cuda_ok: the subcommand has a GPU path (bench-step, loss-check), used when built with CUDA.
+void check_device(const Settings& s, bool cuda_ok = false) {
   if (s.device == "cpu") return;
+#ifdef HYPLORA_FINETUNE_CUDA
+  if (s.device == "cuda" && cuda_ok) return;
+  if (s.device == "cuda")
+    throw hyplora::value_error("--device cuda: only bench-step and loss-check run on the GPU so far; use --device cpu");
+#else
+  (void)cuda_ok;
   if (s.device == "cuda")
     throw hyplora::value_error("--device cuda: the CUDA backend is not built yet in this version; use --device cpu");
+#endif
   throw hyplora::value_error("--device must be cpu or cuda, got '" + s.device + "'");
 }
 
@@ -340,7 +351,50 @@ void print_table(const std::string& task, const std::vector<std::vector<RunResul
                               rows);
 }
 
-// ---- bench-step ---------------------------------------------------------------------------
+// ---- bench-step, loss-check ----------------------------------------------------------------
+/// Training steps on the device --device names: the CPU Trainer, or (built with CUDA) its GPU twin
+/// built from the same model and store (gpt_cuda.hpp).
+struct StepRunner {
+  ex::Trainer<float> cpu;
+#ifdef HYPLORA_FINETUNE_CUDA
+  std::unique_ptr<ex::CudaTrainer> gpu;
+#endif
+  StepRunner(const Settings& s, ex::GPT<float>& g, ad::ParameterStore<float>& store, const ex::TrainConfig& tc)
+      : cpu(g, store, tc) {
+#ifdef HYPLORA_FINETUNE_CUDA
+    if (s.device == "cuda") gpu = std::make_unique<ex::CudaTrainer>(g, store, tc);
+#else
+    (void)s;
+#endif
+  }
+  double step(const std::vector<std::int64_t>& ids, const std::vector<std::int64_t>& tg, Index B, Index T) {
+#ifdef HYPLORA_FINETUNE_CUDA
+    if (gpu) return gpu->step(ids, tg, B, T);
+#endif
+    return cpu.step(ids, tg, B, T);
+  }
+};
+
+/// "cpu", or the GPU's name.
+std::string device_label(const Settings& s) {
+#ifdef HYPLORA_FINETUNE_CUDA
+  if (s.device == "cuda") return ex::cuda_device_name();
+#endif
+  return s.device;
+}
+
+/// loss-check's text: deterministic and learnable, so 20 steps move the loss (no data files).
+std::string loss_check_text() {
+  static const char* words[] = {"dog", "cat", "oak", "elm", "trout", "finch", "maple", "whale"};
+  static const char* kinds[] = {"animal", "tree", "fish", "bird"};
+  std::string t;
+  for (int i = 0; t.size() < 200000; ++i) {
+    const int w = (i * 5 + 3) % 8;
+    t += std::string("a ") + words[w] + " is a kind of " + kinds[w % 4] + ".\n";
+  }
+  return t;
+}
+
 /// Current resident set size in MiB (VmRSS), or -1.
 double current_rss_mib() {
   std::ifstream f("/proc/self/status");
@@ -397,7 +451,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   const auto common = [&](CLI::App* c) {
     c->add_option("--data-dir", s.data_dir, "where data caches, checkpoints, logs and plots go")->capture_default_str();
-    c->add_option("--device", s.device, "cpu, or cuda (not available yet)")->capture_default_str();
+    c->add_option("--device", s.device, "cpu, or cuda (bench-step and loss-check; a CUDA build)")->capture_default_str();
     c->add_option("--width", s.model.width, "model width C")->capture_default_str();
     c->add_option("--layers", s.model.layers, "transformer blocks")->capture_default_str();
     c->add_option("--heads", s.model.heads, "attention heads H")->capture_default_str();
@@ -472,9 +526,18 @@ int main(int argc, char** argv) {
   bench->add_flag("--print-config", bench_print_config,
                   "print the model, shapes, adapter and optimizer settings as JSON and exit (torch_gpt.py reads it)");
 
+  int lc_steps = 20;
+  std::string lc_adapter = "lora";
+  auto* lchk = app.add_subcommand("loss-check", "print the loss of each training step on a fixed synthetic text "
+                                                "(compare --device cpu with --device cuda)");
+  common(lchk);
+  lchk->add_option("--steps", lc_steps, "training steps (the schedule's length too)")->capture_default_str();
+  lchk->add_option("--adapter", lc_adapter, "full, lora or hyplora")->capture_default_str();
+  lchk->add_option("--batch", s.ft.batch, "batch B (T is --pretrain-seq, as in bench-step)")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   try {
-    check_device(s);
+    check_device(s, *bench || *lchk);
     if (*pre) {
       pretrain(s, force);
     } else if (*ft) {
@@ -559,7 +622,7 @@ int main(int argc, char** argv) {
         ad::ParameterStore<float> store;
         ex::GPT<float> g(store, s.model);
         g.attach(store, adapter_config(s, nn::parse_adapter_kind(kinds[k]), 0), split_csv(s.targets));
-        ex::Trainer<float> tr(g, store, s.ft);
+        StepRunner tr(s, g, store, s.ft);
         double loss0 = NAN;
         for (int w = 0; w < bench_warmup; ++w) {
           ex::lm_batch(text, B, T, 0, w, ids, tg);
@@ -586,10 +649,31 @@ int main(int argc, char** argv) {
                    << ", \"trainable\": " << store.trainable_size() << "}";
         medians_json << (k ? ", " : "") << "\"" << kinds[k] << "\": " << fmt("%.3f", med);
       }
-      std::printf("{\"config\": %s, \"threads\": %s, \"base_rss_mib\": %.1f, \"peak_reset\": %s, \"modes\": {%s}, "
-                  "\"steps_ms\": {%s}}\n",
-                  config.c_str(), threads_json().c_str(), base_rss, peak_reset ? "true" : "false",
+      std::printf("{\"config\": %s, \"device\": \"%s\", \"threads\": %s, \"base_rss_mib\": %.1f, \"peak_reset\": %s, "
+                  "\"modes\": {%s}, \"steps_ms\": {%s}}\n",
+                  config.c_str(), device_label(s).c_str(), threads_json().c_str(), base_rss, peak_reset ? "true" : "false",
                   modes_json.str().c_str(), medians_json.str().c_str());
+    } else if (*lchk) {
+      // One "step loss" line per step: run with --device cpu and --device cuda and compare (issue #6 (b)).
+      if (lc_steps < 1) throw hyplora::value_error("loss-check: need --steps >= 1, got " + std::to_string(lc_steps));
+      const auto kind = nn::parse_adapter_kind(lc_adapter);
+      ex::TrainConfig tc = s.ft;
+      tc.steps = lc_steps;
+      if (kind == nn::AdapterKind::full) tc.lr = s.full_lr, tc.min_lr = s.full_lr / 10;
+      const Index B = tc.batch, T = s.pre.seq_len;
+      ad::ParameterStore<float> store;
+      ex::GPT<float> g(store, s.model);
+      g.attach(store, adapter_config(s, kind, 0), split_csv(s.targets));
+      StepRunner tr(s, g, store, tc);
+      const std::string text = loss_check_text();
+      std::vector<std::int64_t> ids, tg;
+      std::printf("# loss-check: device %s, adapter %s, B %ld, T %ld, C %d, layers %d, heads %d, lr %g\n",
+                  device_label(s).c_str(), nn::to_string(kind).c_str(), static_cast<long>(B), static_cast<long>(T),
+                  s.model.width, s.model.layers, s.model.heads, tc.lr);
+      for (int k = 0; k < lc_steps; ++k) {
+        ex::lm_batch(text, B, T, tc.seed, k, ids, tg);
+        std::printf("%d %.7f\n", k, tr.step(ids, tg, B, T));
+      }
     }
   } catch (const std::exception& e) {
     std::cerr << "hyplora-finetune: error: " << e.what() << "\n";

@@ -38,41 +38,14 @@
 #include <hyplora/cuda/stream.hpp>
 #include <hyplora/optim/adamw.hpp>
 
+#include "device_compare.cuh"
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
 namespace hc = hyplora::cuda;
 namespace ad = hyplora::ad;
-using MD = MatrixR<double>;
-
-template <class T>
-double tol_value() { return sizeof(T) == 4 ? 2e-4 : 1e-10; }
-template <class T>
-double tol_grad() { return sizeof(T) == 4 ? 5e-4 : 1e-10; }
-
-MD rnd(Index r, Index c, double scale = 1.0) { return MD::Random(r, c) * scale; }
-
-/// max|got − ref| / max|ref| (absolute when ref is 0).
-template <class T>
-double rel_err(const MatrixR<T>& got, const MD& ref) {
-  REQUIRE(got.rows() == ref.rows());
-  REQUIRE(got.cols() == ref.cols());
-  if (ref.size() == 0) return 0.0;
-  const double den = ref.cwiseAbs().maxCoeff();
-  const double num = (got.template cast<double>() - ref).cwiseAbs().maxCoeff();
-  return den > 0 ? num / den : num;
-}
-
-template <class T>
-hc::DeviceTensor<T> up(const MD& m, const hc::Context& ctx) {
-  return hc::DeviceTensor<T>::from_host(m.cast<T>(), ctx.stream, *ctx.alloc);
-}
-template <class T>
-MatrixR<T> down(const hc::DeviceTensor<T>& d, const hc::Context& ctx) { return d.to_host(ctx.stream); }
-
-/// Inputs rounded to T and back, so the double reference sees exactly what the device sees.
-template <class T>
-MD as(const MD& m) { return m.cast<T>().template cast<double>(); }
+using namespace hyplora::cuda::testing;  // tol_value, tol_grad, rnd, rel_err, up, down, as
 
 }  // namespace
 
