@@ -21,6 +21,7 @@
 #include "hyplora/cuda/detail/block_reduce.cuh"
 #include "hyplora/cuda/device_tensor.hpp"
 #include "hyplora/cuda/error.hpp"
+#include "hyplora/cuda/kernels/softmax.cuh"
 
 namespace hyplora::cuda {
 
@@ -72,15 +73,8 @@ __global__ void causal_softmax_kernel(T* __restrict__ S, std::int64_t Tn) {
   using A = acc_t<T>;
   const std::int64_t r = blockIdx.x, i = r % Tn;
   T* row = S + r * Tn;
-  A m = neg_inf<A>();
-  for (std::int64_t j = threadIdx.x; j <= i; j += blockDim.x) {
-    const A v = static_cast<A>(row[j]);
-    m = v > m ? v : m;
-  }
-  m = block_max(m, neg_inf<A>());
-  A s = A(0);
-  for (std::int64_t j = threadIdx.x; j <= i; j += blockDim.x) s += exp(static_cast<A>(row[j]) - m);
-  s = block_sum(s);  // syncs: every read of the row is done before the writes below
+  A m, s;
+  row_max_sumexp<T>(row, i + 1, m, s);  // syncs: every read of the row is done before the writes below
   for (std::int64_t j = threadIdx.x; j < Tn; j += blockDim.x)
     row[j] = j <= i ? static_cast<T>(exp(static_cast<A>(row[j]) - m) / s) : T(0);
 }

@@ -19,21 +19,31 @@ namespace hyplora::cuda {
 
 namespace detail {
 
+// The log-sum-exp parts of a row every thread of the block calls together: m = max_j x_j and
+// s = Σ_j exp(x_j − m) over j < len, in acc_t<T>. Shared by the softmax, cross-entropy and causal
+// attention kernels (one formula). Ends in a block reduction, which syncs: every read of the row
+// is done when it returns, so a caller may then overwrite the row in place.
+template <class T, class A = acc_t<T>>
+__device__ void row_max_sumexp(const T* __restrict__ row, std::int64_t len, A& m, A& s) {
+  m = neg_inf<A>();
+  for (std::int64_t j = threadIdx.x; j < len; j += blockDim.x) {
+    const A v = static_cast<A>(row[j]);
+    m = v > m ? v : m;
+  }
+  m = block_max(m, neg_inf<A>());
+  s = A(0);
+  for (std::int64_t j = threadIdx.x; j < len; j += blockDim.x) s += exp(static_cast<A>(row[j]) - m);
+  s = block_sum(s);
+}
+
 // One block per row.  x, y: (N, C).
 template <class T>
 __global__ void softmax_rows_kernel(const T* __restrict__ x, T* __restrict__ y, std::int64_t C) {
   using A = acc_t<T>;
   const T* xr = x + blockIdx.x * C;
   T* yr = y + blockIdx.x * C;
-  A m = neg_inf<A>();
-  for (std::int64_t j = threadIdx.x; j < C; j += blockDim.x) {
-    const A v = static_cast<A>(xr[j]);
-    m = v > m ? v : m;
-  }
-  m = block_max(m, neg_inf<A>());
-  A s = A(0);
-  for (std::int64_t j = threadIdx.x; j < C; j += blockDim.x) s += exp(static_cast<A>(xr[j]) - m);
-  s = block_sum(s);
+  A m, s;
+  row_max_sumexp<T>(xr, C, m, s);
   for (std::int64_t j = threadIdx.x; j < C; j += blockDim.x) yr[j] = static_cast<T>(exp(static_cast<A>(xr[j]) - m) / s);
 }
 
@@ -44,15 +54,8 @@ __global__ void ce_rows_kernel(const T* __restrict__ x, const std::int64_t* __re
   using A = acc_t<T>;
   const std::int64_t i = blockIdx.x;
   const T* xr = x + i * V;
-  A m = neg_inf<A>();
-  for (std::int64_t j = threadIdx.x; j < V; j += blockDim.x) {
-    const A v = static_cast<A>(xr[j]);
-    m = v > m ? v : m;
-  }
-  m = block_max(m, neg_inf<A>());
-  A s = A(0);
-  for (std::int64_t j = threadIdx.x; j < V; j += blockDim.x) s += exp(static_cast<A>(xr[j]) - m);
-  s = block_sum(s);
+  A m, s;
+  row_max_sumexp<T>(xr, V, m, s);
   if (threadIdx.x == 0) {
     const std::int64_t t = targets[i];
     const A l = m + log(s);
