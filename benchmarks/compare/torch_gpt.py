@@ -2,7 +2,7 @@
 """One GPT training step, hyplora (hyplora-finetune bench-step) vs PyTorch, side by side.
 
     python3 benchmarks/compare/torch_gpt.py build/examples/transformer/hyplora-finetune \
-        [--threads N] [--rounds 5] [--iters 3] [--warmup 2] [--modes full,lora,hyplora] [--device cpu|cuda]
+        [--threads N] [--rounds 5] [--iters 3] [--warmup 2] [--modes full,lora,hyplora] [--device cpu|cuda] [--wait-policy default|PASSIVE|ACTIVE]
         [-- bench-step options, e.g. --width 256 --batch 8]
 
 The model is examples/transformer/model.hpp written in plain torch: byte vocabulary V = 256,
@@ -20,7 +20,7 @@ with σ = σ_out = √C and K = 1 as the example's AdaptedLinear config (values 
 
 Timing: the script runs the C++ binary and a fresh torch subprocess per (round, mode), alternating
 which goes first, with the same thread count (OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = N for C++,
-torch.set_num_threads(N) for torch; C++ also OMP_WAIT_POLICY=PASSIVE unless set, see main());
+torch.set_num_threads(N) for torch; OMP_WAIT_POLICY as in the environment, see main());
 ms/step is the median over all rounds × iters timed steps.
 --device cuda (issue #6): both sides on the GPU — the C++ binary runs `bench-step --device cuda` (it
 must be built with CUDA: gpt_cuda.cu), torch runs eager CUDA in float32 with TF32 off (cuBLAS's
@@ -202,6 +202,8 @@ def main():
     ap.add_argument("--iters", type=int, default=3, help="timed steps per process")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per process")
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--wait-policy", choices=["default", "PASSIVE", "ACTIVE"], default="default",
+                    help="OMP_WAIT_POLICY for the C++ side (default: as the environment has it)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="cuda: both sides on the GPU (C++ bench-step --device cuda, torch eager CUDA)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -221,10 +223,16 @@ def main():
             sys.exit(f"torch_gpt.py: unknown mode '{m}' (expected {', '.join(MODES)})")
 
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
-    # C++ only: the library's OpenMP team and OpenBLAS's own pthreads take turns inside a step, and
-    # spinning OpenMP workers (libgomp's default) starve the GEMM threads: with 2 threads on 2
-    # cores a LoRA step measured 2.9 s active vs 0.31 s passive (0.19 s with 1 thread).
-    cxx_env = dict(env, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+    # OMP_WAIT_POLICY: libgomp's default (spin briefly, then sleep) on both sides, as a user runs
+    # them, unless --wait-policy says otherwise. With OpenBLAS's OpenMP build (what CMake picks and
+    # scripts/bootstrap.sh installs) OpenBLAS and the library share one OpenMP team, and PASSIVE
+    # only adds a futex wake-up to each of the step's ~150 parallel regions (full step, 2 threads:
+    # ~135 ms passive vs ~114 ms default). Only with OpenBLAS's pthreads build do spinning OpenMP
+    # workers starve its separate GEMM threads (a LoRA step measured 2.9 s spinning vs 0.31 s
+    # passive): use --wait-policy PASSIVE there.
+    cxx_env = dict(env)
+    if a.wait_policy != "default":
+        cxx_env["OMP_WAIT_POLICY"] = a.wait_policy
     cfg = run_json([a.binary, "bench-step", "--print-config", *a.cxx_args], env)
 
     import torch
@@ -233,7 +241,7 @@ def main():
     print(torch.__config__.show().strip())
     print(torch.__config__.parallel_info().strip())
     print(f"threads: {a.threads} (torch.set_num_threads; C++ OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = {a.threads}, "
-          f"OMP_WAIT_POLICY = {cxx_env['OMP_WAIT_POLICY']}); "
+          f"C++ OMP_WAIT_POLICY = {cxx_env.get('OMP_WAIT_POLICY', 'unset (libgomp default)')}); "
           f"load average now {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print("config:", json.dumps(cfg))
 

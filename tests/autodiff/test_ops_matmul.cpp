@@ -3,6 +3,10 @@
 // parents get no gradient work, accumulation into existing gradients, and shape errors.
 #include <doctest/doctest.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <array>
 #include <limits>
 #include <type_traits>
@@ -131,8 +135,11 @@ TEST_CASE_TEMPLATE("matmul in float matches the double product", T, float, doubl
 TEST_CASE_TEMPLATE("detail::gemm: transposes, strides, alpha and beta against Eigen; beta = 0 ignores C", T, float, double) {
   using MT = MatrixR<T>;
   const T tol = std::is_same<T, float>::value ? T(1e-5) : T(1e-13);
-  // (M, N, K) incl. 1×1, K = 1, and sizes big enough for a blocked BLAS kernel.
-  const std::vector<std::array<int, 3>> dims = {{1, 1, 1}, {3, 5, 4}, {7, 1, 6}, {1, 9, 2}, {70, 65, 33}};
+  // (M, N, K) incl. 1×1, K = 1, sizes big enough for a blocked BLAS kernel, and two above the
+  // threaded split's threshold (M·N·K ≥ 2²⁰): rows split (M ≥ N), columns split (N > M), block
+  // sizes not multiples of the 16-row alignment.
+  const std::vector<std::array<int, 3>> dims = {{1, 1, 1}, {3, 5, 4}, {7, 1, 6}, {1, 9, 2}, {70, 65, 33},
+                                                {150, 70, 101}, {40, 300, 90}};
   for (const auto& d : dims) {
     const int m = d[0], n = d[1], k = d[2];
     for (int ta = 0; ta < 2; ++ta) {
@@ -170,3 +177,30 @@ TEST_CASE_TEMPLATE("detail::gemm: transposes, strides, alpha and beta against Ei
   ad::detail::gemm(T(1), e, false, f, false, T(0.5), C);
   CHECK((C.array() == T(1)).all());
 }
+
+#ifdef _OPENMP
+TEST_CASE_TEMPLATE("detail::gemm: the threaded split agrees with one thread and is reproducible", T, float, double) {
+  // The split runs one single-threaded BLAS call per thread on disjoint blocks of C; each element
+  // keeps BLAS's single-thread summation order, so 1 and 2 threads are expected to agree to
+  // rounding of a reordered sum at most (tolerance as the Eigen comparison above), and two runs
+  // with the same thread count bitwise.
+  using MT = MatrixR<T>;
+  const T tol = std::is_same<T, float>::value ? T(1e-5) : T(1e-13);
+  const int saved = omp_get_max_threads();
+  for (const auto& d : std::vector<std::array<int, 3>>{{257, 96, 64}, {48, 333, 80}, {128, 128, 2048}}) {
+    const int m = d[0], n = d[1], k = d[2];
+    CAPTURE(m); CAPTURE(n); CAPTURE(k);
+    const MT A = MT::Random(m, k), B = MT::Random(n, k);  // C = A·Bᵀ, the linear layer's forward
+    MT C1(m, n), C2(m, n), C2b(m, n);
+    omp_set_num_threads(1);
+    ad::detail::gemm(T(1), A, false, B, true, T(0), C1);
+    omp_set_num_threads(2);
+    ad::detail::gemm(T(1), A, false, B, true, T(0), C2);
+    ad::detail::gemm(T(1), A, false, B, true, T(0), C2b);
+    CHECK((C2 - C1).cwiseAbs().maxCoeff() <= tol * T(k));
+    CHECK(C2 == C2b);
+    CHECK((C2 - A * B.transpose()).cwiseAbs().maxCoeff() <= tol * T(k));
+  }
+  omp_set_num_threads(saved);
+}
+#endif

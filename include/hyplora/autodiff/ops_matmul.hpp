@@ -13,10 +13,23 @@
 // C.setZero() then C += A·B, an extra pass over C (callgrind: ~7% of a HypLoRA GPT step was
 // memset), and only forwards some product forms to BLAS. detail::gemm calls sgemm/dgemm once
 // with the right beta when hyplora is built with BLAS (HYPLORA_USE_BLAS), else Eigen.
+//
+// Threads: with OpenBLAS's OpenMP build (HYPLORA_BLAS_OPENMP, set by CMake), a BLAS GEMM outside
+// a parallel region is split by detail::gemm itself into one single-threaded BLAS call per OpenMP
+// thread, on disjoint row (or column) blocks of C. OpenBLAS's own threading of the mid-sized
+// shapes a small transformer step is made of splits work finely and synchronises its threads with
+// sched_yield spins; the coarse split needs only the join (docs/autodiff.md, "Ops", has the
+// measurement). Each element of C is still one single-threaded BLAS call, so a fixed thread count
+// gives bitwise reproducible results. Inside a parallel region (the attention loop over heads)
+// the BLAS call is single-threaded as before.
 #pragma once
 
+#include <algorithm>
 #include <climits>
 #include <type_traits>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "hyplora/autodiff/ops_elementwise.hpp"
 #include "hyplora/autodiff/tape.hpp"
@@ -25,6 +38,27 @@
 namespace hyplora::ad {
 
 namespace detail {
+
+#if defined(HYPLORA_USE_BLAS) && defined(EIGEN_USE_BLAS)
+/// GEMMs below this many multiply-adds run as one BLAS call (a fork/join would cost more).
+inline constexpr double kGemmSplitMinMacs = double(1 << 20);
+/// Block boundaries of the threaded split are multiples of this (whole BLAS micro-tiles).
+inline constexpr Index kGemmSplitAlign = 16;
+
+/// One BLAS call: row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a row-major
+/// X is the column-major Xᵀ: so B comes first and both transpose flags carry over unchanged.
+/// Dimensions were checked against INT_MAX by the caller.
+template <class T>
+void blas_gemm(Index M, Index N, Index K, T alpha, const T* A, Index lda, bool ta, const T* B, Index ldb, bool tb,
+               T beta, T* C, Index ldc) {
+  const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
+  const int ia = static_cast<int>(lda), ib = static_cast<int>(ldb), ic = static_cast<int>(ldc);
+  const char* fb = tb ? "T" : "N";
+  const char* fa = ta ? "T" : "N";
+  if constexpr (std::is_same<T, float>::value) sgemm_(fb, fa, &m, &n, &k, &alpha, B, &ib, A, &ia, &beta, C, &ic);
+  else dgemm_(fb, fa, &m, &n, &k, &alpha, B, &ib, A, &ia, &beta, C, &ic);
+}
+#endif
 
 /// C = alpha·op(A)·op(B) + beta·C on row-major storage with leading (row) strides lda, ldb, ldc.
 /// op(A): (M, K) — A is stored (M, K), or (K, M) with ta; op(B): (K, N) — B is (K, N), or (N, K)
@@ -44,14 +78,26 @@ void gemm(Index M, Index N, Index K, T alpha, const T* A, Index lda, bool ta, co
   constexpr bool kBlasType = std::is_same<T, float>::value || std::is_same<T, double>::value;
   if constexpr (kBlasType) {
     if (M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX) {
-      // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a row-major X is the
-      // column-major Xᵀ: so B comes first and both transpose flags carry over unchanged.
-      const int m = static_cast<int>(N), n = static_cast<int>(M), k = static_cast<int>(K);
-      const int ia = static_cast<int>(lda), ib = static_cast<int>(ldb), ic = static_cast<int>(ldc);
-      const char* fb = tb ? "T" : "N";
-      const char* fa = ta ? "T" : "N";
-      if constexpr (std::is_same<T, float>::value) sgemm_(fb, fa, &m, &n, &k, &alpha, B, &ib, A, &ia, &beta, C, &ic);
-      else dgemm_(fb, fa, &m, &n, &k, &alpha, B, &ib, A, &ia, &beta, C, &ic);
+#if defined(_OPENMP) && defined(HYPLORA_BLAS_OPENMP)
+      const int nt = omp_get_max_threads();
+      if (nt > 1 && !omp_in_parallel() && double(M) * double(N) * double(K) >= kGemmSplitMinMacs) {
+        // Rows of C when M ≥ N (row block i of op(A)), else columns (column block of op(B)).
+        const bool by_rows = M >= N;
+        const Index total = by_rows ? M : N;
+        const Index chunk = ((total + nt - 1) / nt + kGemmSplitAlign - 1) / kGemmSplitAlign * kGemmSplitAlign;
+#pragma omp parallel num_threads(nt)
+        {
+          const Index b0 = std::min(total, static_cast<Index>(omp_get_thread_num()) * chunk);
+          const Index b1 = std::min(total, b0 + chunk);
+          if (b1 > b0) {
+            if (by_rows) blas_gemm(b1 - b0, N, K, alpha, ta ? A + b0 : A + b0 * lda, lda, ta, B, ldb, tb, beta, C + b0 * ldc, ldc);
+            else blas_gemm(M, b1 - b0, K, alpha, A, lda, ta, tb ? B + b0 * ldb : B + b0, ldb, tb, beta, C + b0, ldc);
+          }
+        }
+        return;
+      }
+#endif
+      blas_gemm(M, N, K, alpha, A, lda, ta, B, ldb, tb, beta, C, ldc);
       return;
     }
   }
