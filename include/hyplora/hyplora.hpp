@@ -26,6 +26,7 @@
 #include "hyplora/autodiff/ops_poincare.hpp"
 #include "hyplora/autodiff/ops_hyplora_official.hpp"
 #include "hyplora/autodiff/ops_hyplora_stereographic.hpp"
+#include "hyplora/autodiff/ops_dora.hpp"
 
 // nn
 #include "hyplora/nn/adapter_config.hpp"

@@ -27,6 +27,8 @@ struct numerics {
   static T check_tol() { return T(1e-8); }
   static T tanhc_d1_series_below() { return T(0.1); }
   static T artanhc_d1_series_below() { return T(0.2); }
+  static T dora_exact_below() { return T(0.25); }
+  static T dora_readback_bias_ratio() { return T(4); }
 };
 
 template <>
@@ -54,6 +56,12 @@ struct numerics<float> {
   // tanhc'(t)/t and artanhc'(t)/t (Eq. (69), (71)) cancel like D1/D2; series below these.
   HYPLORA_HD static constexpr float tanhc_d1_series_below() { return 0.4f; }
   HYPLORA_HD static constexpr float artanhc_d1_series_below() { return 0.5f; }
+  // DoRA's row norm from its quadratic form (Eq. (260)) is recomputed from V_i below this
+  // fraction of (|W0_i| + |γB_iA|)²: above it the form loses at most 2 bits to cancellation.
+  HYPLORA_HD static constexpr float dora_exact_below() { return 0.25f; }
+  // DoRA reads y back from z = s⊙y + b for ∂s (Eq. (269)) while the bias adds at most this
+  // multiple of the column's own rounding bound; past it the column is recomputed.
+  HYPLORA_HD static constexpr float dora_readback_bias_ratio() { return 4.0f; }
 };
 
 template <>
@@ -70,6 +78,8 @@ struct numerics<double> {
   HYPLORA_HD static constexpr double check_tol() { return 1e-8; }
   HYPLORA_HD static constexpr double tanhc_d1_series_below() { return 0.1; }
   HYPLORA_HD static constexpr double artanhc_d1_series_below() { return 0.2; }
+  HYPLORA_HD static constexpr double dora_exact_below() { return 0.25; }
+  HYPLORA_HD static constexpr double dora_readback_bias_ratio() { return 4.0; }
 };
 
 // ---- stable scalar functions (docs/math.md §5) ----------------------------------------------
