@@ -10,6 +10,8 @@
 // one thread a run is deterministic for a given seed.
 // Burn-in (N&K): the first `burnin` epochs use lr/10 and draw negatives ∝ degree^0.75; with
 // degree_negatives = f a fraction f of them stays so afterwards (Eq. (E8), what lifts the nouns).
+// Hard-negative cache (Eq. (E9)): after burn-in, a fraction `hard_negatives` of u's negatives is
+// drawn from a small per-row memory of nodes that recently sat closer to u than a positive did.
 #pragma once
 
 #include <algorithm>
@@ -67,6 +69,14 @@ struct TrainOptions {
   /// hubs near the origin are the non-ancestors every node must out-rank, and uniform draws
   /// almost never pick them on a large closure (docs/embeddings.md, "Nouns").
   double degree_negatives = 0.0;
+  /// After burn-in, this fraction of the negatives is drawn from u's hard-negative cache
+  /// (Eq. (E9)): the few non-ancestors that sit closer to u than one of its ancestors are what
+  /// the directed MAP counts, and on 82k nodes a uniform or degree draw meets a given one about
+  /// once in 200 epochs; the cache keeps drawing it until it has moved away. 0: off.
+  double hard_negatives = 0.0;
+  int hard_slots = 8;         ///< cache entries per row (Eq. (E9))
+  /// Rows without ancestors (the root) stay where init_embedding put them, near the origin.
+  bool pin_roots = false;
   /// Poincaré RSGD keeps rows at |x| <= (1 − ball_eps)R, i.e. within 2R·artanh(1 − ball_eps) of
   /// the origin (12.2 for 1e-5, 23.7 for 1e-10): the noun closure is deep enough to fill the
   /// default shell (docs/embeddings.md, "Nouns"); double resolves K − |x|² to 1e-16·K, so
@@ -98,6 +108,11 @@ struct Embedding {
   MatrixR<T> M;
   std::vector<T> V;
   std::vector<std::int64_t> steps;
+  /// Hard-negative cache (Eq. (E9)), (N, S) row-major, −1 = empty, and each row's next slot.
+  /// Filled after burn-in when TrainOptions::hard_negatives > 0 (allocated on first use).
+  std::vector<node_t> hard;
+  std::vector<std::uint8_t> hard_next;
+  int hard_slots = 0;
 
   Index stride() const { return model == Model::poincare ? dim : dim + 1; }
   Index size() const { return X.rows(); }
@@ -275,14 +290,56 @@ inline void prefetch_row(const T* x, Index stride) {
 #endif
 }
 
+/// Relaxed atomic access to the hard-negative cache: with Hogwild threads two edges of the
+/// same row may touch its slots at once (a stale or lost entry is harmless, a torn one is not).
+inline node_t cache_load(const node_t* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  return __atomic_load_n(p, __ATOMIC_RELAXED);
+#else
+  return *p;
+#endif
+}
+inline void cache_store(node_t* p, node_t v) {
+#if defined(__GNUC__) || defined(__clang__)
+  __atomic_store_n(p, v, __ATOMIC_RELAXED);
+#else
+  *p = v;
+#endif
+}
+
+/// The hard-negative cache as train_edge sees it (Eq. (E9)): off when `slots` is null.
+struct HardCache {
+  node_t* slots = nullptr;        ///< (N, S)
+  std::uint8_t* next = nullptr;   ///< (N) round-robin write position per row
+  int S = 0;
+  double frac = 0.0;              ///< fraction of the draws taken from the cache
+};
+
+/// Records w as a hard negative of u (a non-ancestor closer than a positive), unless present.
+inline void cache_insert(const HardCache& h, node_t u, node_t w) {
+  node_t* row = h.slots + static_cast<std::size_t>(u) * static_cast<std::size_t>(h.S);
+  for (int i = 0; i < h.S; ++i)
+    if (cache_load(row + i) == w) return;
+  std::uint8_t* nx = h.next + u;
+#if defined(__GNUC__) || defined(__clang__)
+  const int pos = __atomic_load_n(nx, __ATOMIC_RELAXED) % h.S;
+  __atomic_store_n(nx, static_cast<std::uint8_t>((pos + 1) % h.S), __ATOMIC_RELAXED);
+#else
+  const int pos = *nx % h.S;
+  *nx = static_cast<std::uint8_t>((pos + 1) % h.S);
+#endif
+  cache_store(row + pos, w);
+}
+
 /// Loss and updates of one edge (u, v); returns the loss (Eq. (E4)).
 /// Two passes over the candidates: distances (keeping the chord-form quantities of Eq. (76)
 /// per pair), then gradients and row updates from those same quantities (Eq. (E1)), so the
 /// Poincaré path forms each pair's norms once. Every gradient is taken at the rows as they
 /// were when the edge started (u is updated last, as before).
+/// `hard`: the cache of Eq. (E9), or slots == nullptr (off, and the RNG stream is unchanged).
 template <class T, class Sampler>
 T train_edge(Embedding<T>& e, const Graph& g, node_t u, node_t v, T lr, const TrainOptions& opt,
-             Sampler&& sample, Scratch<T>& s) {
+             Sampler&& sample, Scratch<T>& s, const HardCache& hard = {}, std::mt19937_64* rng = nullptr) {
   const Index n = e.stride();
   const Index d = e.dim;
   const T R = std::sqrt(e.K);
@@ -294,8 +351,12 @@ T train_edge(Embedding<T>& e, const Graph& g, node_t u, node_t v, T lr, const Tr
   // (the root) simply gets fewer negatives.
   const auto& rel = opt.directed_negatives && !opt.both_directions ? g.out[static_cast<std::size_t>(u)]
                                                                    : g.adj[static_cast<std::size_t>(u)];
+  const node_t* hrow = hard.slots && rng ? hard.slots + static_cast<std::size_t>(u) * static_cast<std::size_t>(hard.S) : nullptr;
   for (int tries = 0; tries < 4 * opt.negatives && static_cast<int>(s.cand.size()) <= opt.negatives; ++tries) {
-    const node_t w = sample();
+    node_t w = -1;
+    if (hrow && rng && analysis::detail::uniform_open0(*rng) <= hard.frac)  // Eq. (E9); empty slot: usual draw
+      w = cache_load(hrow + analysis::detail::uniform_below(*rng, static_cast<std::uint64_t>(hard.S)));
+    if (w < 0) w = sample();
     if (w == u) continue;
     if (!std::binary_search(rel.begin(), rel.end(), w)) {
       s.cand.push_back(w);
@@ -318,6 +379,9 @@ T train_edge(Embedding<T>& e, const Graph& g, node_t u, node_t v, T lr, const Tr
     dmin = j == 0 || s.d[j] < dmin ? s.d[j] : dmin;
   }
   const T d_pos = s.d[0];
+  if (hrow)  // Eq. (E9): remember the negatives that beat the positive
+    for (std::size_t j = 1; j < k; ++j)
+      if (s.d[j] < d_pos) cache_insert(hard, u, s.cand[j]);
   T Z = T(0);
   for (std::size_t j = 0; j < k; ++j) {
     s.d[j] = std::exp(-(s.d[j] - dmin));
@@ -348,14 +412,14 @@ T train_edge(Embedding<T>& e, const Graph& g, node_t u, node_t v, T lr, const Tr
       for (Index i = 0; i < n; ++i) s.gu[static_cast<std::size_t>(i)] += s.tmp[static_cast<std::size_t>(i)];
       lorentz_rows::dist_rgrad(xc, xu, d, R, gj, s.rg.data());
     }
-    apply_step(e, c, s.rg.data(), lr, opt, s);
+    if (!(opt.pin_roots && g.out[static_cast<std::size_t>(c)].empty())) apply_step(e, c, s.rg.data(), lr, opt, s);
   }
   if (e.model == Model::poincare) {
     poincare_rows::egrad2rgrad(xu, s.gu.data(), s.rg.data(), d, e.K);
   } else {
     for (Index i = 0; i < n; ++i) s.rg[static_cast<std::size_t>(i)] = s.gu[static_cast<std::size_t>(i)];
   }
-  apply_step(e, u, s.rg.data(), lr, opt, s);
+  if (!(opt.pin_roots && g.out[static_cast<std::size_t>(u)].empty())) apply_step(e, u, s.rg.data(), lr, opt, s);
   return loss;
 }
 
@@ -403,6 +467,18 @@ EpochStats train_epoch(Embedding<T>& e, const Graph& g, const TrainOptions& opt,
     for (node_t u = 0; u < g.n; ++u) w[static_cast<std::size_t>(u)] = std::pow(static_cast<double>(g.degree(u)), 0.75);
     degree_sampler = std::make_unique<detail::AliasTable>(w);
   }
+  if (!(opt.hard_negatives >= 0.0 && opt.hard_negatives <= 1.0) || opt.hard_slots < 1 || opt.hard_slots > 255)
+    throw value_error("train_epoch: hard_negatives = " + std::to_string(opt.hard_negatives) + " outside [0, 1] or hard_slots = " +
+                      std::to_string(opt.hard_slots) + " outside [1, 255]");
+  detail::HardCache hard;
+  if (!burn && opt.hard_negatives > 0.0) {
+    if (e.hard_slots != opt.hard_slots || e.hard.size() != static_cast<std::size_t>(g.n) * static_cast<std::size_t>(opt.hard_slots)) {
+      e.hard_slots = opt.hard_slots;
+      e.hard.assign(static_cast<std::size_t>(g.n) * static_cast<std::size_t>(opt.hard_slots), node_t(-1));
+      e.hard_next.assign(static_cast<std::size_t>(g.n), 0);
+    }
+    hard = detail::HardCache{e.hard.data(), e.hard_next.data(), e.hard_slots, opt.hard_negatives};
+  }
   double loss_sum = 0.0;
   std::int64_t done = 0;
 #if defined(_OPENMP)
@@ -437,7 +513,7 @@ EpochStats train_epoch(Embedding<T>& e, const Graph& g, const TrainOptions& opt,
       const auto& ed = g.edges[item / n_dir];
       const bool flip = item % n_dir == 1;
       loss_sum += static_cast<double>(detail::train_edge(e, g, flip ? ed.second : ed.first,
-                                                         flip ? ed.first : ed.second, lr, opt, sample, s));
+                                                         flip ? ed.first : ed.second, lr, opt, sample, s, hard, &rng));
       if (progress && tid == 0 && (i & 4095) == 0) {
 #if defined(_OPENMP)
         draw_progress(progress, i * omp_get_num_threads(), n_edges);

@@ -225,6 +225,86 @@ TEST_CASE("degree negatives after burn-in use the burn-in sampler") {
   }
 }
 
+// Eq. (E9): the hard-negative cache only ever holds valid negatives of its row (not the row, not
+// an ancestor with N&K's negatives, not related otherwise), fills during training, changes the
+// draws, stays deterministic on one thread, is untouched during burn-in, and rejects bad options.
+TEST_CASE("hard-negative cache holds valid negatives and is deterministic") {
+  const emb::Graph g = emb::balanced_tree_closure(3, 4);  // 121 nodes
+  emb::TrainOptions opt;
+  opt.optimizer = emb::Optimizer::rsgd;
+  opt.dim = 3;
+  opt.threads = 1;
+  opt.negatives = 10;
+  opt.lr = 0.3;
+  opt.burnin = 2;
+  opt.epochs = 12;
+  opt.hard_slots = 4;
+  const auto run = [&](double hard, bool directed) {
+    emb::TrainOptions o = opt;
+    o.hard_negatives = hard;
+    o.directed_negatives = directed;
+    auto e = emb::init_embedding<double>(g.n, o);
+    for (int ep = 0; ep < o.epochs; ++ep) {
+      emb::train_epoch(e, g, o, ep);
+      if (ep < o.burnin) CHECK(e.hard.empty());  // burn-in: no cache
+    }
+    return e;
+  };
+  for (bool directed : {false, true}) {
+    CAPTURE(directed);
+    const auto a = run(0.5, directed), b = run(0.5, directed), off = run(0.0, directed);
+    CHECK((a.X - b.X).cwiseAbs().maxCoeff() == 0.0);
+    CHECK(a.hard == b.hard);
+    CHECK(off.hard.empty());
+    CHECK((a.X - off.X).cwiseAbs().maxCoeff() > 1e-6);
+    REQUIRE(a.hard.size() == static_cast<std::size_t>(g.n) * 4);
+    std::size_t filled = 0;
+    bool valid = true;
+    for (emb::node_t u = 0; u < g.n; ++u)
+      for (int i = 0; i < 4; ++i) {
+        const emb::node_t w = a.hard[static_cast<std::size_t>(u) * 4 + static_cast<std::size_t>(i)];
+        if (w < 0) continue;
+        ++filled;
+        const auto& rel = directed ? g.out[static_cast<std::size_t>(u)] : g.adj[static_cast<std::size_t>(u)];
+        valid = valid && w != u && w < g.n && !std::binary_search(rel.begin(), rel.end(), w);
+      }
+    CHECK(valid);
+    CHECK(filled > 0);
+    for (Index i = 0; i < a.X.rows(); ++i) REQUIRE(a.X.row(i).allFinite());
+  }
+  for (double bad : {-0.1, 1.5, std::nan("")}) {
+    emb::TrainOptions o = opt;
+    o.hard_negatives = bad;
+    auto e = emb::init_embedding<double>(g.n, o);
+    CHECK_THROWS_AS(emb::train_epoch(e, g, o, 3), hyplora::value_error);
+  }
+  emb::TrainOptions o = opt;
+  o.hard_negatives = 0.5;
+  o.hard_slots = 0;
+  auto e = emb::init_embedding<double>(g.n, o);
+  CHECK_THROWS_AS(emb::train_epoch(e, g, o, 3), hyplora::value_error);
+}
+
+// TrainOptions::pin_roots: the row without ancestors keeps its initial point, the others move.
+TEST_CASE("pinned root stays put") {
+  const emb::Graph g = emb::balanced_tree_closure(2, 3);  // node 0 is the root
+  for (emb::Model m : {emb::Model::poincare, emb::Model::lorentz}) {
+    emb::TrainOptions opt;
+    opt.model = m;
+    opt.optimizer = emb::Optimizer::rsgd;
+    opt.dim = 3;
+    opt.threads = 1;
+    opt.negatives = 5;
+    opt.burnin = 1;
+    opt.pin_roots = true;
+    auto e = emb::init_embedding<double>(g.n, opt);
+    const hyplora::MatrixR<double> x0 = e.X;
+    for (int ep = 0; ep < 3; ++ep) emb::train_epoch(e, g, opt, ep);
+    CHECK((e.X.row(0) - x0.row(0)).cwiseAbs().maxCoeff() == 0.0);
+    for (Index i = 1; i < g.n; ++i) CHECK((e.X.row(i) - x0.row(i)).cwiseAbs().maxCoeff() > 0.0);
+  }
+}
+
 // TrainOptions::ball_eps replaces numerics' 1e-5 in the Poincaré RSGD projection: with a rate
 // far too high the rows pile up on the boundary, at (1 − ball_eps)R and never beyond.
 TEST_CASE("Poincaré RSGD keeps rows inside (1 - ball_eps) R") {
