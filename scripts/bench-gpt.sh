@@ -20,9 +20,9 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --build) build="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
-    --rounds|--iters|--warmup|--modes) pass+=("$1" "$2"); shift 2 ;;
+    --rounds|--iters|--warmup|--modes|--wait-policy) pass+=("$1" "$2"); shift 2 ;;
     --) shift; break ;;
-    *) echo "usage: scripts/bench-gpt.sh [--build DIR] [--threads N] [--rounds N] [--iters N] [--warmup N] [--modes M] [-- bench-step options]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench-gpt.sh [--build DIR] [--threads N] [--rounds N] [--iters N] [--warmup N] [--modes M] [--wait-policy P] [-- bench-step options]" >&2; exit 2 ;;
   esac
 done
 if [[ ! -f "$build/CMakeCache.txt" ]]; then
