@@ -129,7 +129,7 @@ void hyplora_backward(Tape<T>& t, int id) {
         const T rho = sc(i, kRho), c = sc(i, kC), tau = sc(i, kTau), c2 = sc(i, kC2);
         const T c1 = c / sigma;
         const T s_y = gso * dot_lanes(ai, gi, r);
-        const T wy = asinhc_d2(tau) / K * s_y;
+        const T wy = asinhc_d2(tau, c2) / K * s_y;
         for (Index j = 0; j < r; ++j) gi[j] = gso * c2 * gi[j] + wy * qi[j];
         const T s_x = dot_lanes(ai, gi, r) / c1;
         const HypLoRARowGrads<T> rg = hyplora_row_grads(HypLoRARowScalars<T>{rho, c, tau, c2}, s_x, s_y, sigma, R, sig_out);
@@ -240,9 +240,7 @@ Var<T> hyplora_node(const char* op, Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, V
       const T c1 = c / sv;
       T* ai = a.data() + i * r;
       T* wi = Wa.data() + i * r;
-      double q2 = 0.0;
-      for (Index j = 0; j < r; ++j) q2 += static_cast<double>(wi[j]) * static_cast<double>(ai[j]);
-      q2 *= static_cast<double>(c1) * static_cast<double>(c1);
+      double q2 = dot_lanes_double(wi, ai, r) * static_cast<double>(c1) * static_cast<double>(c1);
       T tau, c2;
       hyplora_out_scalars(q2, Rv, tau, c2);
       for (Index j = 0; j < r; ++j) ai[j] *= c1;

@@ -38,8 +38,7 @@ struct StereographicRow {
     using std::sqrt;
     const T K = R * R;
     const T rho = T(2) * sqrt(n2) / R;
-    T ch, c;
-    lorentz_rows::exp_coeffs(rho, ch, c);
+    const T c = lorentz_rows::exp_coeff(rho);
     const T Dc = lorentz_rows::exp0_dcoef(lorentz_rows::Exp0Scalars<T>{rho, c});
     o[kC1] = T(2) * c;
     o[kKappaX] = T(8) * Dc / K;

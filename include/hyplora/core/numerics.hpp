@@ -165,6 +165,38 @@ HYPLORA_HD_INLINE T asinhc_d2(T t) {
   return (t / sqrt(T(1) + t * t) - asinh(t)) / (t * t * t);
 }
 
+// The backward passes already hold the forward's sinhc(t) / asinhc(t) (the coefficients of the
+// exp/log maps), so D1/D2 are read off them with one sqrt instead of two more transcendental
+// calls per token: cosh t = √(1 + (t·sinhc t)²) and asinh'(t) = 1/√(1+t²). The differences cancel
+// as in the direct forms; float is evaluated in double so the given coefficient's own rounding
+// (≤ 1 ulp) is the only error the cancellation magnifies, as in the direct forms.
+namespace detail {
+template <class T> struct wider { using type = T; };
+template <> struct wider<float> { using type = double; };
+}  // namespace detail
+
+/// D1(t) given s = sinhc(t) (same value as sinhc_d1(t); series below d1_series_below).
+template <class T>
+HYPLORA_HD_INLINE T sinhc_d1(T t, T s) {
+  using std::abs;
+  using std::sqrt;
+  if (abs(t) < numerics<T>::d1_series_below()) return sinhc_d1(t);
+  using W = typename detail::wider<T>::type;
+  const W tw = static_cast<W>(t), sw = static_cast<W>(s), sh = tw * sw;
+  return static_cast<T>((sqrt(W(1) + sh * sh) - sw) / (tw * tw));
+}
+
+/// D2(t) given a = asinhc(t) (same value as asinhc_d2(t); series below d2_series_below).
+template <class T>
+HYPLORA_HD_INLINE T asinhc_d2(T t, T a) {
+  using std::abs;
+  using std::sqrt;
+  if (abs(t) < numerics<T>::d2_series_below()) return asinhc_d2(t);
+  using W = typename detail::wider<T>::type;
+  const W tw = static_cast<W>(t);
+  return static_cast<T>((W(1) / sqrt(W(1) + tw * tw) - static_cast<W>(a)) / (tw * tw));
+}
+
 /// T1(t) = (t sech²t − tanh t)/t³, so d/dt tanhc(t) = t·T1(t) (Eq. (69)). The direct form
 /// cancels for small t; series −2/3 + 8t²/15 − 34t⁴/105 + 496t⁶/2835 − … (radius π/2) below
 /// numerics::tanhc_d1_series_below.

@@ -110,7 +110,7 @@ __global__ void hyplora_rows_backward_kernel(const T* __restrict__ a, const T* _
   T p = T(0);
   for (int j = threadIdx.x; j < r; j += blockDim.x) p += ai[j] * gi[j];
   const T s_y = gso * block_sum(p);  // block_sum syncs: all reads of gi precede the writes below
-  const T D2 = asinhc_d2(tau);
+  const T D2 = asinhc_d2(tau, c2);
   const T wy = D2 / K * s_y;
   // g_a = γσ_out·c2·P + (D2/K)·s_y·(M a)  (Eq. (162)); each thread rewrites only its own gi[j].
   T ag = T(0);

@@ -31,6 +31,20 @@ HYPLORA_HD_INLINE T dot_lanes(const T* a, const T* b, std::ptrdiff_t n) {
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + tail;
 }
 
+/// As dot_lanes, accumulated in double (4 partial sums): the forward's |y|² = aᵀ(BᵀB)a, which
+/// can lose digits when a is near B's null space. One chain of dependent double adds would be
+/// the slowest part of the forward's token pass at R = 32.
+template <class T>
+HYPLORA_HD_INLINE double dot_lanes_double(const T* a, const T* b, std::ptrdiff_t n) {
+  double s[4] = {0.0, 0.0, 0.0, 0.0};
+  std::ptrdiff_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; ++k) s[k] += static_cast<double>(a[i + k]) * static_cast<double>(b[i + k]);
+  double tail = 0.0;
+  for (; i < n; ++i) tail += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  return (s[0] + s[1]) + (s[2] + s[3]) + tail;
+}
+
 /// Per-token scalars saved by the forward pass.
 template <class T>
 struct HypLoRARowScalars {
@@ -46,8 +60,7 @@ template <class T>
 HYPLORA_HD_INLINE void hyplora_in_scalars(T x_sq, T sigma, T R, T& rho, T& c) {
   using std::sqrt;
   rho = sqrt(x_sq) / (sigma * R);
-  T ch;
-  lorentz_rows::exp_coeffs(rho, ch, c);
+  c = lorentz_rows::exp_coeff(rho);
 }
 
 /// Output side, Eq. (157)–(158): τ = |y|/R from |y|² = aᵀ(BᵀB)a (accumulated in double by the
@@ -71,7 +84,7 @@ template <class T>
 HYPLORA_HD_INLINE HypLoRARowGrads<T> hyplora_row_grads(HypLoRARowScalars<T> s, T s_x, T s_y, T sigma, T R,
                                                         bool scale_out_by_sigma) {
   const T Dc = lorentz_rows::exp0_dcoef(lorentz_rows::Exp0Scalars<T>{s.rho, s.c});  // c′(ρ)/ρ
-  const T D2 = asinhc_d2(s.tau);
+  const T D2 = asinhc_d2(s.tau, s.c2);
   HypLoRARowGrads<T> g;
   g.dR = -s.rho * s.rho * Dc / (sigma * R) * s_x - s.tau * s.tau * D2 / R * s_y;
   // σ enters through c1 and, when σ_out = σ, through the output scale.

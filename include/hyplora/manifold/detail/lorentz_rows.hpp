@@ -51,12 +51,16 @@ HYPLORA_HD_INLINE T dot(const T* a, const T* b, index_t n) {
 /// Coefficients of an exp map at tangent length t (radii), Eq. (15)–(16):
 /// out = ch·base + c·u with ch = cosh(t), c = sinhc(t); clamped: ch = cosh(m), c = sinh(m)/t.
 template <class T>
-HYPLORA_HD_INLINE void exp_coeffs(T t, T& ch, T& c) {
-  using std::cosh;
+HYPLORA_HD_INLINE T exp_coeff(T t) {  // c alone, for maps that never need cosh (f_R)
   using std::sinh;
   const T tc = clamp_exp_arg(t);
-  ch = cosh(tc);
-  c = (t > tc) ? sinh(tc) / t : sinhc(t);
+  return (t > tc) ? sinh(tc) / t : sinhc(t);
+}
+template <class T>
+HYPLORA_HD_INLINE void exp_coeffs(T t, T& ch, T& c) {
+  using std::cosh;
+  ch = cosh(clamp_exp_arg(t));
+  c = exp_coeff(t);
 }
 
 // ---- inner product, norm, projections (Eq. (10)–(13)) ---------------------------------------
@@ -116,8 +120,7 @@ HYPLORA_HD_INLINE Exp0Scalars<T> expmap0_spatial(const T* v, T* out, index_t d, 
   using std::sqrt;
   Exp0Scalars<T> s;
   s.rho = sqrt(dot(v, v, d)) / R;
-  T ch;
-  exp_coeffs(s.rho, ch, s.c);
+  s.c = exp_coeff(s.rho);
   for (index_t i = 0; i < d; ++i) out[i] = s.c * v[i];
   return s;
 }
@@ -139,7 +142,7 @@ HYPLORA_HD_INLINE Log0Scalars<T> logmap0_spatial(const T* y, T* out, index_t d, 
 /// the CUDA kernels) takes its radial derivative from this one function.
 template <class T>
 HYPLORA_HD_INLINE T exp0_dcoef(Exp0Scalars<T> s) {
-  return (s.rho > clamp_exp_arg(s.rho)) ? -s.c / (s.rho * s.rho) : sinhc_d1(s.rho);
+  return (s.rho > clamp_exp_arg(s.rho)) ? -s.c / (s.rho * s.rho) : sinhc_d1(s.rho, s.c);
 }
 
 /// Vector–Jacobian product of f_R, Eq. (19): with c(ρ) the coefficient and Dc = c′(ρ)/ρ
@@ -164,8 +167,7 @@ HYPLORA_HD_INLINE void expmap0_spatial_backward(const T* v, index_t d, T R, cons
   using std::sqrt;
   Exp0Scalars<T> s;
   s.rho = sqrt(dot(v, v, d)) / R;
-  T ch;
-  exp_coeffs(s.rho, ch, s.c);
+  s.c = exp_coeff(s.rho);
   expmap0_spatial_backward(v, d, R, s, g_out, g_v, g_R);
 }
 
@@ -174,7 +176,7 @@ HYPLORA_HD_INLINE void expmap0_spatial_backward(const T* v, index_t d, T R, cons
 template <class T>
 HYPLORA_HD_INLINE void logmap0_spatial_backward(const T* y, index_t d, T R, Log0Scalars<T> s,
                                                 const T* g_out, T* g_y, T* g_R) {
-  const T D = asinhc_d2(s.tau);
+  const T D = asinhc_d2(s.tau, s.c);
   const T yg = dot(y, g_out, d);
   const T k = D / (R * R) * yg;
   for (index_t i = 0; i < d; ++i) g_y[i] = s.c * g_out[i] + k * y[i];
