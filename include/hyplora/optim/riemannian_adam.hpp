@@ -23,6 +23,7 @@
 #include "hyplora/autodiff/parameters.hpp"
 #include "hyplora/optim/adamw.hpp"
 #include "hyplora/optim/detail/param_slots.hpp"
+#include "hyplora/optim/detail/riemannian_base.hpp"
 #include "hyplora/optim/manifold_parameter.hpp"
 
 namespace hyplora::optim {
@@ -35,34 +36,23 @@ struct RiemannianAdamConfig : AdamConfig {
 };
 
 template <class T>
-class RiemannianAdam {
+class RiemannianAdam : public detail::RiemannianBase<T> {
+  using Base = detail::RiemannianBase<T>;
+  using Base::manifolds_;
+  using Base::slots_;
+  using Base::steps_;
+  using Base::store_;
+
  public:
   /// Takes the parameters trainable now; the store must outlive the optimizer.
-  RiemannianAdam(ad::ParameterStore<T>& store, const RiemannianAdamConfig& cfg) : store_(&store), cfg_(cfg) {
+  RiemannianAdam(ad::ParameterStore<T>& store, const RiemannianAdamConfig& cfg) : Base("RiemannianAdam", store), cfg_(cfg) {
     check_config(static_cast<const AdamConfig&>(cfg_), "RiemannianAdam");
     if (cfg_.stabilize < 0)
       throw value_error("RiemannianAdam: stabilize must be >= 0, got " + std::to_string(cfg_.stabilize));
-    slots_ = detail::trainable_slots(store);
     const std::size_t n = detail::slots_size(slots_);
     m_.assign(n, T(0));
     v_.assign(n, T(0));
     if (cfg_.amsgrad) vmax_.assign(n, T(0));
-    steps_.assign(slots_.size(), 0);
-    manifolds_.init(slots_.size());
-  }
-
-  /// Marks p's rows as points of m (Lorentz<T>, PoincareBall<T>); see ManifoldSet::add for errors.
-  template <class M>
-  void add_manifold(ad::Parameter p, const M& m) {
-    manifolds_.add("RiemannianAdam", *store_, slots_, steps_, p, make_rows(m));
-  }
-  template <class M>
-  void add_manifold(const ManifoldParameter<M>& mp) {
-    add_manifold(mp.param, mp.manifold);
-  }
-  /// A user manifold (any ManifoldRows<T> implementation).
-  void add_manifold_rows(ad::Parameter p, std::unique_ptr<ManifoldRows<T>> rows) {
-    manifolds_.add("RiemannianAdam", *store_, slots_, steps_, p, std::move(rows));
   }
 
   /// One update of every parameter that had a slot and is still trainable. Allocates nothing.
@@ -83,8 +73,6 @@ class RiemannianAdam {
     }
   }
 
-  void zero_grad() { store_->zero_grad(); }
-
   double lr() const { return cfg_.lr; }
   void set_lr(double lr) { detail::check_nonneg("RiemannianAdam", "lr", lr); cfg_.lr = lr; }
   const RiemannianAdamConfig& config() const { return cfg_; }
@@ -94,12 +82,9 @@ class RiemannianAdam {
   std::vector<T>& exp_avg_arena() { return m_; }
   std::vector<T>& exp_avg_sq_arena() { return v_; }
   std::vector<T>& max_exp_avg_sq_arena() { return vmax_; }
-  std::vector<std::int64_t>& step_counts() { return steps_; }
   const std::vector<T>& exp_avg_arena() const { return m_; }
   const std::vector<T>& exp_avg_sq_arena() const { return v_; }
   const std::vector<T>& max_exp_avg_sq_arena() const { return vmax_; }
-  const std::vector<std::int64_t>& step_counts() const { return steps_; }
-  const std::vector<detail::ParamSlot>& slots() const { return slots_; }
 
  private:
   // X, G, Mo: (rows, n) of one parameter; V, Vmax: one scalar per row. Eq. (220)–(226).
@@ -144,12 +129,8 @@ class RiemannianAdam {
     }
   }
 
-  ad::ParameterStore<T>* store_;
   RiemannianAdamConfig cfg_;
-  std::vector<detail::ParamSlot> slots_;
   std::vector<T> m_, v_, vmax_;
-  std::vector<std::int64_t> steps_;
-  detail::ManifoldSet<T> manifolds_;
 };
 
 }  // namespace hyplora::optim

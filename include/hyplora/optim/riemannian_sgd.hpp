@@ -18,6 +18,7 @@
 
 #include "hyplora/autodiff/parameters.hpp"
 #include "hyplora/optim/detail/param_slots.hpp"
+#include "hyplora/optim/detail/riemannian_base.hpp"
 #include "hyplora/optim/manifold_parameter.hpp"
 #include "hyplora/optim/sgd.hpp"
 
@@ -31,31 +32,20 @@ struct RiemannianSGDConfig : SGDConfig {
 };
 
 template <class T>
-class RiemannianSGD {
+class RiemannianSGD : public detail::RiemannianBase<T> {
+  using Base = detail::RiemannianBase<T>;
+  using Base::manifolds_;
+  using Base::slots_;
+  using Base::steps_;
+  using Base::store_;
+
  public:
   /// Takes the parameters trainable now; the store must outlive the optimizer.
-  RiemannianSGD(ad::ParameterStore<T>& store, const RiemannianSGDConfig& cfg) : store_(&store), cfg_(cfg) {
+  RiemannianSGD(ad::ParameterStore<T>& store, const RiemannianSGDConfig& cfg) : Base("RiemannianSGD", store), cfg_(cfg) {
     check_config(static_cast<const SGDConfig&>(cfg_), "RiemannianSGD");
     if (cfg_.stabilize < 0)
       throw value_error("RiemannianSGD: stabilize must be >= 0, got " + std::to_string(cfg_.stabilize));
-    slots_ = detail::trainable_slots(store);
     if (cfg_.momentum != 0.0) buf_.assign(detail::slots_size(slots_), T(0));
-    steps_.assign(slots_.size(), 0);
-    manifolds_.init(slots_.size());
-  }
-
-  /// Marks p's rows as points of m (Lorentz<T>, PoincareBall<T>); see ManifoldSet::add for errors.
-  template <class M>
-  void add_manifold(ad::Parameter p, const M& m) {
-    manifolds_.add("RiemannianSGD", *store_, slots_, steps_, p, make_rows(m));
-  }
-  template <class M>
-  void add_manifold(const ManifoldParameter<M>& mp) {
-    add_manifold(mp.param, mp.manifold);
-  }
-  /// A user manifold (any ManifoldRows<T> implementation).
-  void add_manifold_rows(ad::Parameter p, std::unique_ptr<ManifoldRows<T>> rows) {
-    manifolds_.add("RiemannianSGD", *store_, slots_, steps_, p, std::move(rows));
   }
 
   /// One update of every parameter that had a slot and is still trainable. Allocates nothing.
@@ -75,8 +65,6 @@ class RiemannianSGD {
     }
   }
 
-  void zero_grad() { store_->zero_grad(); }
-
   double lr() const { return cfg_.lr; }
   void set_lr(double lr) { detail::check_nonneg("RiemannianSGD", "lr", lr); cfg_.lr = lr; }
   const RiemannianSGDConfig& config() const { return cfg_; }
@@ -84,9 +72,6 @@ class RiemannianSGD {
   // ---- state, for checkpoints (same layout as SGD) -----------------------------------------------
   std::vector<T>& momentum_arena() { return buf_; }
   const std::vector<T>& momentum_arena() const { return buf_; }
-  std::vector<std::int64_t>& step_counts() { return steps_; }
-  const std::vector<std::int64_t>& step_counts() const { return steps_; }
-  const std::vector<detail::ParamSlot>& slots() const { return slots_; }
 
  private:
   // x, g, b: (rows, n) of one parameter; Eq. (215)–(219).
@@ -127,12 +112,8 @@ class RiemannianSGD {
     }
   }
 
-  ad::ParameterStore<T>* store_;
   RiemannianSGDConfig cfg_;
-  std::vector<detail::ParamSlot> slots_;
   std::vector<T> buf_;
-  std::vector<std::int64_t> steps_;
-  detail::ManifoldSet<T> manifolds_;
 };
 
 }  // namespace hyplora::optim
