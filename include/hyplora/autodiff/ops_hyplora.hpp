@@ -59,11 +59,15 @@ void hyplora_backward(Tape<T>& t, int id) {
             Rid = n.parents[5], Sid = n.parents[6];
   const T gamma = static_cast<T>(n.attrs[0]);
   const bool sig_out = n.attrs[1] != 0.0;
-  if (n.ints[1] != 0) linear_base_backward(t, id, x, W0, static_cast<int>(n.ints[0]));
+  // The base map's backward runs last: x_a is usually x itself, and once the radial part below
+  // has written ∂x its GEMM accumulates (β = 1), which spares OpenBLAS its zero-fill of C.
+  const auto base_backward = [&] {
+    if (n.ints[1] != 0) linear_base_backward(t, id, x, W0, static_cast<int>(n.ints[0]));
+  };
 
   const bool needA = t.needs_grad(A), needB = t.needs_grad(B), needX = t.needs_grad(xa),
              needR = t.needs_grad(Rid), needS = t.needs_grad(Sid);
-  if (!(needA || needB || needX || needR || needS)) return;
+  if (!(needA || needB || needX || needR || needS)) return base_backward();
 
   auto G = t.grad_acc(id);                       // (N, D_out)
   const Tensor<T>& a = n.saved[kA];              // (N, R)
@@ -169,6 +173,7 @@ void hyplora_backward(Tape<T>& t, int id) {
   if (needX) gemm<T>(N, D, r, T(1), Ga.data(), r, false, t.value(A).data(), D, false, T(1), gX, D);  // Eq. (165), tangential
   if (needR) t.grad_acc(Rid)(0, 0) += static_cast<T>(dRs);            // Eq. (166)
   if (needS) t.grad_acc(Sid)(0, 0) += static_cast<T>(dSs);            // Eq. (167)
+  base_backward();
 }
 
 // The node, with a base map (x, W0 valid) or as the branch alone (x, W0, bias invalid).

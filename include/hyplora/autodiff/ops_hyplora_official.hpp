@@ -289,7 +289,9 @@ int push_node(const char* op, BackwardFn<T> backward, Var<T> x, Var<T> W0, Var<T
   return id;
 }
 
-/// The base map's backward (dx, dW0, db), skipped for a branch-only node.
+/// The base map's backward (dx, dW0, db), skipped for a branch-only node. The nodes call it after
+/// backward(): x_a is usually x itself, and once the radial part has written ∂x the base GEMM
+/// accumulates (β = 1), which spares OpenBLAS its zero-fill of C.
 template <class T>
 void base_backward(Tape<T>& t, int id) {
   const auto& n = t.node(id);
@@ -377,10 +379,10 @@ template <class T>
 void hyplora_official_backward(Tape<T>& t, int id) {
   auto& n = t.node(id);
   const int xa = n.parents[2], A = n.parents[3], B = n.parents[4], th = n.parents[5], sid = n.parents[6];
-  radial_lora::base_backward(t, id);
   const bool need_p[2] = {t.needs_grad(th), t.needs_grad(sid)};
   double dp[2];
   radial_lora::backward(t, id, xa, A, B, need_p, dp);
+  radial_lora::base_backward(t, id);
   if (need_p[0]) {
     // ∂L/∂θ = ∂L/∂K · sigmoid(θ), then the published hook clamps it to ±0.01 (Eq. (189)).
     const double clip = OfficialHypLoRAConstants::theta_grad_clip;
@@ -426,10 +428,10 @@ template <class T>
 void hyplora_official_simplified_backward(Tape<T>& t, int id) {
   auto& n = t.node(id);
   const int xa = n.parents[2], A = n.parents[3], B = n.parents[4], kid = n.parents[5];
-  radial_lora::base_backward(t, id);
   const bool need_p[2] = {t.needs_grad(kid), false};
   double dp[2];
   radial_lora::backward(t, id, xa, A, B, need_p, dp);
+  radial_lora::base_backward(t, id);
   if (need_p[0]) t.grad_acc(kid)(0, 0) += static_cast<T>(dp[0]);
 }
 

@@ -66,10 +66,10 @@ template <class T>
 void hyplora_stereographic_backward(Tape<T>& t, int id) {
   auto& n = t.node(id);
   const int xa = n.parents[2], A = n.parents[3], B = n.parents[4], Rid = n.parents[5];
-  radial_lora::base_backward(t, id);
   const bool need_p[2] = {t.needs_grad(Rid), false};
   double dp[2];
   radial_lora::backward(t, id, xa, A, B, need_p, dp);
+  radial_lora::base_backward(t, id);
   if (need_p[0]) t.grad_acc(Rid)(0, 0) += static_cast<T>(dp[0]);
 }
 
