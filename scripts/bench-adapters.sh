@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
-# Adapter benchmarks: runs benchmarks/bench_adapters with repetitions (kinds of one shape run side
-# by side, so machine drift hits each pair alike) and prints, per shape, each kind's median step
-# time and peak step memory as ratios to LoRA.
+# Adapter benchmarks: time and peak step memory of each adapter kind as ratios to LoRA at the same
+# shape, from paired rounds. Each round is one fresh run of benchmarks/bench_adapters over every
+# selected benchmark once, in a random order (--benchmark_enable_random_interleaving), so the
+# kinds of a shape are timed within seconds of each other; the ratio to LoRA is formed within each
+# round and the table gives the median of those per-round ratios and their interquartile range.
+# On a noisy machine this separates a real overhead from drift far better than comparing two
+# medians taken minutes apart.
 #
-#   scripts/bench-adapters.sh [--quick] [--reps N] [--build DIR] [-- extra benchmark args]
-#     --quick   only n:512 and d <= 1024 plus the goal shape n:512/d:4096/r:32
-#     --reps N  repetitions (default 3; medians are reported)
+#   scripts/bench-adapters.sh [--quick] [--shapes REGEX] [--rounds N] [--kinds 'lora|hyplora'] [--build DIR] [-- extra benchmark args]
+#     --quick    only n:512 and d <= 1024 plus the goal shape n:512/d:4096/r:32
+#     --shapes   regex of the shapes instead, e.g. 'n:512/d:256/r:[0-9]+'
+#     --rounds N paired rounds (default 5; --reps is accepted as a synonym)
+#     --kinds    regex of the kinds to time (LoRA is always added: it is the reference)
 # Goal (issue): hyplora ≤ 1.05× LoRA time at n:512/d:4096/r:32, ≤ 1.10× everywhere; memory ≤ 1.02×.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-reps=3
+rounds=5
 build=build
-filter='Adapter/'
+shapes='n:[0-9]+/d:[0-9]+/r:[0-9]+'
+kinds='[a-z_]+'
 extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --quick) filter='Adapter/.*/n:512/(d:(256|1024)/|d:4096/r:32)' ; shift ;;
-    --reps) reps="$2"; shift 2 ;;
+    --quick) shapes='n:512/(d:(256|1024)/r:[0-9]+|d:4096/r:32)' ; shift ;;
+    --shapes) shapes="$2"; shift 2 ;;
+    --rounds|--reps) rounds="$2"; shift 2 ;;
+    --kinds) kinds="(lora|$2)"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    *) echo "usage: scripts/bench-adapters.sh [--quick] [--reps N] [--build DIR] [-- args]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench-adapters.sh [--quick] [--shapes REGEX] [--rounds N] [--kinds REGEX] [--build DIR] [-- args]" >&2; exit 2 ;;
   esac
 done
 bin="$build/benchmarks/bench_adapters"
@@ -27,39 +36,59 @@ if [[ ! -x "$bin" ]]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$build" --target bench_adapters -j "$(nproc)"
 fi
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
-echo "bench_adapters: OMP_NUM_THREADS=$OMP_NUM_THREADS, $reps repetitions, filter '$filter'" >&2
-"$bin" --benchmark_filter="$filter" --benchmark_repetitions="$reps" --benchmark_enable_random_interleaving=false \
-  --benchmark_format=json --benchmark_out="$out" --benchmark_out_format=json "${extra[@]}" >/dev/null
-python3 - "$out" <<'PY'
+filter="^Adapter/$kinds/$shapes(/|\$)"
+echo "bench_adapters: OMP_NUM_THREADS=$OMP_NUM_THREADS, $rounds paired rounds, filter '$filter'" >&2
+for ((i = 0; i < rounds; ++i)); do
+  "$bin" --benchmark_filter="$filter" --benchmark_enable_random_interleaving=true \
+    --benchmark_format=json --benchmark_out="$dir/round$i.json" --benchmark_out_format=json "${extra[@]}" >/dev/null
+  echo "  round $((i + 1))/$rounds done" >&2
+done
+python3 - "$dir"/round*.json <<'PY'
 import json, re, statistics, sys
-runs = json.load(open(sys.argv[1]))["benchmarks"]
-t, mem = {}, {}
-for b in runs:
-    if b.get("run_type") != "iteration":
-        continue
-    m = re.match(r"Adapter/([^/]+)/(n:\d+/d:\d+/r:\d+)", b["run_name"])
-    if not m:
-        continue
-    kind, shape = m.groups()
-    t.setdefault((shape, kind), []).append(b["real_time"])  # ms
-    mem[(shape, kind)] = b["peak_bytes"]
-shapes = sorted({s for s, _ in t}, key=lambda s: [int(v) for v in re.findall(r"\d+", s)][::-1])
+
+def quartiles(v):
+    v = sorted(v)
+    if len(v) < 4:
+        return v[0], v[-1]
+    q = statistics.quantiles(v, n=4)
+    return q[0], q[2]
+
+rounds = []  # one {(shape, kind): ms} per round
+mem = {}
+for path in sys.argv[1:]:
+    t = {}
+    for b in json.load(open(path))["benchmarks"]:
+        m = re.match(r"Adapter/([^/]+)/(n:\d+/d:\d+/r:\d+)", b["run_name"])
+        if not m or b.get("run_type") != "iteration":
+            continue
+        kind, shape = m.groups()
+        t[(shape, kind)] = b["real_time"]  # ms
+        mem[(shape, kind)] = b["peak_bytes"]
+    if not t:
+        sys.exit(f"{path}: no Adapter/ benchmark matched; check --kinds and the shapes")
+    rounds.append(t)
+keys = set().union(*rounds)
+shapes = sorted({s for s, _ in keys}, key=lambda s: [int(v) for v in re.findall(r"\d+", s)][::-1])
 kinds = ["linear", "lora", "dora", "hyplora", "hyplora_official", "hyplora_stereographic"]
-print(f"{'shape':<22}{'kind':<24}{'ms (median)':>12}{'time/LoRA':>11}{'peak MB':>10}{'mem/LoRA':>10}")
+print(f"{len(rounds)} paired rounds; time/LoRA = median of the per-round ratios "
+      f"[{'interquartile range' if len(rounds) >= 4 else 'min, max'}]")
+print(f"{'shape':<22}{'kind':<24}{'ms (median)':>12}{'time/LoRA':>11}{'IQR':>16}{'peak MB':>9}{'mem/LoRA':>10}")
 worst = {}
 for s in shapes:
-    lt = statistics.median(t[(s, "lora")]) if (s, "lora") in t else None
     lm = mem.get((s, "lora"))
     for k in kinds:
-        if (s, k) not in t:
+        if (s, k) not in keys:
             continue
-        med = statistics.median(t[(s, k)])
-        tr = med / lt if lt else float("nan")
+        ms = statistics.median(r[(s, k)] for r in rounds if (s, k) in r)
+        ratios = [r[(s, k)] / r[(s, "lora")] for r in rounds if (s, k) in r and (s, "lora") in r]
+        tr = statistics.median(ratios) if ratios else float("nan")
+        lo, hi = quartiles(ratios) if ratios else (float("nan"), float("nan"))
         mr = mem[(s, k)] / lm if lm else float("nan")
-        print(f"{s:<22}{k:<24}{med:>12.3f}{tr:>11.3f}{mem[(s, k)] / 2**20:>10.2f}{mr:>10.3f}")
+        iqr = f"[{lo:.3f}, {hi:.3f}]" if k != "lora" else ""
+        print(f"{s:<22}{k:<24}{ms:>12.3f}{tr:>11.3f}{iqr:>16}{mem[(s, k)] / 2**20:>9.2f}{mr:>10.3f}")
         if k != "lora":
             w = worst.setdefault(k, [0, "", 0])
             if tr > w[0]:

@@ -26,6 +26,11 @@ benchmarks with the ratios C++/torch. HypLoRA "official" is written as the publi
 ops of docs/hyplora.md's formulas. --device cuda times PyTorch eager on the GPU at issue #6's
 shapes (N 2048; D 4096, R 32 and 8; D 1024, R 32) to read beside bench_cuda_adapters, which
 scripts/gpu-check.sh runs in the same script. Pinned versions: benchmarks/compare/requirements.txt.
+
+Re-measuring a few cells on a noisy machine: --shapes 512:1024:32,2048:1024:32 --kinds hyplora,dora
+--rounds 7 times, per shape and round, the C++ binary (a fresh run with that shape's benchmarks)
+and then PyTorch, back to back, and prints the median of the per-round ratios with their range,
+instead of one C++ run for the whole grid followed by one PyTorch pass minutes later.
 """
 import argparse
 import json
@@ -326,7 +331,9 @@ def time_step(fn, X, G, params, reps, min_time=0.3):
     return statistics.median(res)
 
 
-def shapes(quick, device="cpu"):
+def shapes(quick, device="cpu", only=None):
+    if only:  # "N:D:R,N:D:R"
+        return [tuple(int(v) for v in item.split(":")) for item in only.split(",")]
     if device != "cpu":  # issue #6's goal shape and the two bench_cuda_adapters also runs
         return [(2048, 4096, 32), (2048, 4096, 8), (2048, 1024, 32)]
     out = []
@@ -339,8 +346,9 @@ def shapes(quick, device="cpu"):
     return out
 
 
-def run_cpp(binary, quick, threads, reps):
-    flt = "(Adapter|Branch)/.*/n:512/(d:(256|1024)/|d:4096/r:32)" if quick else "(Adapter|Branch)/"
+def run_cpp(binary, quick, threads, reps, flt=None):
+    if flt is None:
+        flt = "(Adapter|Branch)/.*/n:512/(d:(256|1024)/|d:4096/r:32)" if quick else "(Adapter|Branch)/"
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     cmd = [binary, f"--benchmark_filter={flt}", "--benchmark_format=json", f"--benchmark_repetitions={reps}",
            "--benchmark_report_aggregates_only=true"]
@@ -348,7 +356,7 @@ def run_cpp(binary, quick, threads, reps):
     data = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
     res = {}
     for b in data["benchmarks"]:
-        if b.get("aggregate_name") == "median":
+        if b.get("aggregate_name") == "median" or (reps == 1 and b.get("run_type") == "iteration"):
             # run_name carries a "/real_time" suffix (UseRealTime); key by the bare name
             res[b["run_name"].split("/real_time")[0]] = b["real_time"]  # ms
     return data.get("context", {}), res
@@ -373,6 +381,11 @@ def main():
     ap.add_argument("--quick", action="store_true", help="n=512 shapes only (plus the goal shape d=4096, r=32)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--shapes", help="only these shapes, N:D:R[,N:D:R...] (e.g. 512:1024:32)")
+    ap.add_argument("--kinds", help=f"only these kinds, comma-separated, of {','.join(KINDS)}")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="> 1: per shape, alternate C++ and PyTorch this many times (each --reps) and report "
+                         "the median and range of the per-round ratios")
     ap.add_argument("--check", action=argparse.BooleanOptionalAction, default=None,
                     help="float64 cross-check against adapters_dump (default: when it is found)")
     ap.add_argument("--check-only", action="store_true", help="run the cross-check and exit (no timing)")
@@ -397,7 +410,18 @@ def main():
     elif a.check_only:
         ap.error("--check-only needs adapters_dump (--dump)")
 
+    kinds = KINDS
+    if a.kinds:
+        kinds = [k for k in a.kinds.split(",") if k]
+        bad = [k for k in kinds if k not in KINDS]
+        if bad:
+            ap.error(f"--kinds: unknown {bad}; known: {KINDS}")
     print_torch_config()
+    if a.rounds > 1:
+        if not a.binary or a.device != "cpu":
+            ap.error("--rounds needs the C++ binary and --device cpu")
+        paired_rounds(a, kinds)
+        return
     cpp = {}
     if a.binary:
         ctx, cpp = run_cpp(a.binary, a.quick, a.threads, a.reps)
@@ -412,17 +436,56 @@ def main():
         if a.binary:
             ap.error("--device cuda times PyTorch only; the C++ side on the GPU is bench_cuda_adapters")
         print(f"device: {torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})")
-    for n, d, r in shapes(a.quick, a.device):
+    for n, d, r in shapes(a.quick, a.device, a.shapes):
         X = (torch.rand(n, d) * 2 - 1).to(a.device)
         G = (torch.rand(n, d) * 2 - 1).to(a.device)
         shape = f"n:{n}/d:{d}/r:{r}"
-        for k in KINDS:
+        for k in kinds:
             L = Layer(k, d, r).to(a.device)
             tl = time_step(L.forward, X, G, L.params(), a.reps)
             tb = time_step(L.branch, X, G, L.params(), a.reps) if k != "linear" else float("nan")
             cl, cb = cpp.get(f"Adapter/{k}/{shape}"), cpp.get(f"Branch/{k}/{shape}")
             print(f"{shape:<22}{k:<24}{fmt(tl):>12}{fmt(cl):>10}{ratio(cl, tl):>7}"
                   f"{fmt(tb):>14}{fmt(cb):>11}{ratio(cb, tb):>7}", flush=True)
+        print()
+
+
+def paired_rounds(a, kinds):
+    """Per shape, a.rounds rounds of (C++ run of that shape's benchmarks, then PyTorch), each side a
+    median of a.reps; prints medians of both sides and the median [min, max] of per-round ratios."""
+    print(f"\n{a.rounds} paired rounds per shape, each C++ then PyTorch (medians of {a.reps}); "
+          f"ratio = C++/torch, median of the per-round ratios [min, max]")
+    print(f"{'shape':<22}{'kind':<24}{'torch ms':>10}{'C++ ms':>9}{'ratio':>7}{'range':>16}   "
+          f"{'torch br':>9}{'C++ br':>9}{'ratio':>7}{'range':>16}")
+    rng = lambda v: f"[{min(v):.3f}, {max(v):.3f}]" if v else "-"
+    med = lambda v: f"{statistics.median(v):.3f}" if v else "-"
+    for n, d, r in shapes(a.quick, "cpu", a.shapes):
+        X, G = torch.rand(n, d) * 2 - 1, torch.rand(n, d) * 2 - 1
+        shape = f"n:{n}/d:{d}/r:{r}"
+        layers = {k: Layer(k, d, r) for k in kinds}
+        flt = f"^(Adapter|Branch)/({'|'.join(kinds)})/{shape}(/|$)"
+        acc = {k: {"tl": [], "cl": [], "rl": [], "tb": [], "cb": [], "rb": []} for k in kinds}
+        for _ in range(a.rounds):
+            _, cpp = run_cpp(a.binary, False, a.threads, a.reps, flt)
+            for k, L in layers.items():
+                tl = time_step(L.forward, X, G, L.params(), a.reps)
+                cl = cpp.get(f"Adapter/{k}/{shape}")
+                v = acc[k]
+                v["tl"].append(tl)
+                if cl is not None:
+                    v["cl"].append(cl)
+                    v["rl"].append(cl / tl)
+                if k != "linear":
+                    tb = time_step(L.branch, X, G, L.params(), a.reps)
+                    cb = cpp.get(f"Branch/{k}/{shape}")
+                    v["tb"].append(tb)
+                    if cb is not None:
+                        v["cb"].append(cb)
+                        v["rb"].append(cb / tb)
+        for k in kinds:
+            v = acc[k]
+            print(f"{shape:<22}{k:<24}{med(v['tl']):>10}{med(v['cl']):>9}{med(v['rl']):>7}{rng(v['rl']):>16}   "
+                  f"{med(v['tb']):>9}{med(v['cb']):>9}{med(v['rb']):>7}{rng(v['rb']):>16}", flush=True)
         print()
 
 
