@@ -93,11 +93,11 @@ TEST_CASE("hyplora_linear gradients with a separate adapter input and degenerate
   CHECK_MESSAGE(res.ok, res.report);
 }
 
-TEST_CASE("hyplora_linear gradients across the backward's token blocks (N = 2·kBlock + 22)") {
-  // The backward runs its R×R GEMMs over blocks of kBlock tokens; a partial last block must be
+TEST_CASE("hyplora_linear gradients across the backward's token blocks (N = 2·kHypLoRABlock + 22)") {
+  // The backward runs its R×R GEMMs over blocks of kHypLoRABlock tokens; a partial last block must be
   // handled too.
   std::srand(11);
-  const Eigen::Index n = 2 * hyplora::ad::detail::kBlock + 22;
+  const Eigen::Index n = 2 * hyplora::ad::detail::kHypLoRABlock + 22;
   const std::vector<MatrixR<double>> in = {rnd(n, 4, 1.2), rnd(3, 4, 0.5), rnd(3, 4, 0.6), rnd(3, 3, 0.8),
                                            scalar(1.2), scalar(0.8)};
   auto f = [](Tape<double>&, const std::vector<Var<double>>& v) {
@@ -234,11 +234,11 @@ std::vector<MatrixR<double>> exact_step(int threads, const std::vector<MatrixR<d
 TEST_CASE("threads: 1 and 2 OpenMP threads agree to rounding; a fixed thread count is bitwise reproducible") {
   // N = 200 tokens span four backward blocks (64, 64, 64, 8), so two threads split the blocks
   // and the per-token passes (forward and backward) run on both threads.
-  using hyplora::ad::detail::kBlock;
+  using hyplora::ad::detail::kHypLoRABlock;
   using hyplora::ad::detail::kHypLoRAParallelMinWork;
   std::srand(17);
   const Eigen::Index n = 200, d_in = 96, d_out = 80, r = 8;
-  REQUIRE(n > 3 * kBlock);
+  REQUIRE(n > 3 * kHypLoRABlock);
   REQUIRE(n * d_in >= kHypLoRAParallelMinWork);  // else the forward's pass would stay serial
   const std::vector<MatrixR<double>> in = {rnd(n, d_in, 1.0), rnd(d_out, d_in, 0.3), rnd(n, d_in, 1.5),
                                            rnd(r, d_in, 0.4),  rnd(d_out, r, 0.5),   scalar(1.3),

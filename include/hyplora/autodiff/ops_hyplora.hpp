@@ -12,7 +12,7 @@
 // passes (a·M, aᵀ·diag·a) runs as small GEMMs, not per-token loops. It saves
 // a = A·f_R(x_a/σ) (N, R) and four scalars per token, plus one (N, R) work buffer as LoRA does.
 // The per-token passes run on the OpenMP threads the GEMMs use (rows in the forward, blocks of
-// kBlock tokens in the backward), so at small widths they do not leave a thread idle; sums over
+// kHypLoRABlock tokens in the backward), so at small widths they do not leave a thread idle; sums over
 // tokens are per-thread partials added in thread order (reproducible for a fixed thread count).
 // Every product is one detail::gemm with the right beta: no zero-fill passes over (N, D) buffers.
 #pragma once
@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <string>
 
+#include "hyplora/autodiff/detail/hyplora_blocks.hpp"
 #include "hyplora/autodiff/detail/hyplora_rows.hpp"
 #include "hyplora/autodiff/detail/linear_base.hpp"  // also detail::gemm
 #include "hyplora/autodiff/tape.hpp"
@@ -40,14 +41,10 @@ namespace detail {
 
 // kWork is one (N, R) buffer reused: U·M, then W_a = γσ_out·c2·a in the forward and again at
 // the start of the backward (recomputed, not kept: HypLoRA then holds LoRA's two N×R buffers plus
-// 4 scalars per token), then P = G·B and c1·g_a. kScratch holds one (kBlock, R) block per thread,
+// 4 scalars per token), then P = G·B and c1·g_a. kScratch holds one (kHypLoRABlock, R) block per thread,
 // kParts one row per thread: its partial Σ over its blocks of (D2/K)·s_y·a aᵀ (R×R), then ∂R and
 // ∂σ as split doubles (store_split).
 enum HypLoRASaved { kA = 0, kScalars = 1, kM = 2, kWork = 3, kS = 4, kScratch = 5, kParts = 6, kSavedCount = 7 };
-// Tokens per block of the backward's R×R GEMMs: big enough for a GEMM, small enough that the
-// (kBlock, R) scratch stays in L1/L2 and adds nothing measurable to the node's memory. Blocks
-// are also the unit the backward's threads share out.
-constexpr Index kBlock = 64;
 enum HypLoRAScalar { kRho = 0, kC = 1, kTau = 2, kC2 = 3 };
 
 // parents: x, W0, x_a, A, B, R, σ [, bias]; ints: {bias id, has base}; attrs: {γ, σ_out flag}.
@@ -75,7 +72,7 @@ void hyplora_backward(Tape<T>& t, int id) {
   const Tensor<T>& M = n.saved[kM];              // (R, R) = BᵀB
   Tensor<T>& Ga = n.saved[kWork];                // (N, R) scratch: W_a, then P, then c1·g_a
   Tensor<T>& S = n.saved[kS];                    // (R, R) Σ (D2/K)·s_y·a aᵀ
-  Tensor<T>& Q = n.saved[kScratch];              // (threads·kBlock, R)
+  Tensor<T>& Q = n.saved[kScratch];              // (threads·kHypLoRABlock, R)
   Tensor<T>& parts = n.saved[kParts];            // (threads, R² + 4)
   const auto Xa = t.value(xa);
   const auto Bv = t.value(B);
@@ -95,17 +92,13 @@ void hyplora_backward(Tape<T>& t, int id) {
 
   // P = G·B (N, R); then per token (Eq. (161)–(162)):
   //   s_y = γσ_out·(a·P),  g_a = γσ_out·c2·P + (D2(τ)/K)·s_y·(M a),  s_x = (a·g_a)/c1,
-  // and S = Σ (D2/K)·s_y·a aᵀ. The R×R products run as small GEMMs over blocks of kBlock tokens
-  // through a (kBlock, R) scratch per thread: Q = a·M for the block, then wy·a for S += aᵀ(wy·a).
+  // and S = Σ (D2/K)·s_y·a aᵀ. The R×R products run as small GEMMs over blocks of kHypLoRABlock tokens
+  // through a (kHypLoRABlock, R) scratch per thread: Q = a·M for the block, then wy·a for S += aᵀ(wy·a).
   // Blocks are shared out statically over the threads; each sums S, ∂R and ∂σ over its own
-  // blocks, and the partials are added in thread order below. The radial part of ∂x_a (Eq. (165))
+  // blocks, and hyplora_blocks adds the partials in thread order. The radial part of ∂x_a (Eq. (165))
   // is written here, row by row, so the tangential GEMM after the loop only accumulates onto it.
   Ga.resize(N, r);
   gemm(T(1), G, false, Bv, false, T(0), Ga);
-  const Index qrows = std::min<Index>(N, kBlock), pcols = r * r + 4;
-  const int nt = hyplora_max_threads();
-  Q.resize(nt * qrows, r);
-  parts.resize(nt, pcols);
   T* gX = nullptr;  // ∂x_a's buffer (N, D_in): assigned by the radial part when fresh
   bool gX_fresh = false;
   if (needX) {
@@ -113,58 +106,38 @@ void hyplora_backward(Tape<T>& t, int id) {
     gX = o.view.data();
     gX_fresh = o.fresh;
   }
-  const Index nblocks = (N + kBlock - 1) / kBlock;
-  const bool par = nblocks > 1 && N * ((needX ? D : 0) + 2 * r * r) >= kHypLoRAParallelMinWork;
-  const int team = hyplora_run_team(par, [&](int tid, int nth) {
-    Index b0, b1;
-    hyplora_share(nblocks, tid, nth, b0, b1);
-    T* Qt = Q.data() + tid * qrows * r;
-    T* part = parts.data() + tid * pcols;
-    double dR = 0.0, dS = 0.0;
-    bool first = true;
-    for (Index blk = b0; blk < b1; ++blk) {
-      const Index i0 = blk * kBlock, nb = std::min<Index>(kBlock, N - i0);
-      const T* ab = a.data() + i0 * r;
-      gemm<T>(nb, r, r, T(1), ab, r, false, M.data(), r, false, T(0), Qt, r);  // Q = a·M
-      for (Index i = i0; i < i0 + nb; ++i) {
-        T* gi = Ga.data() + i * r;
-        T* qi = Qt + (i - i0) * r;
-        const T* ai = a.data() + i * r;
-        const T rho = sc(i, kRho), c = sc(i, kC), tau = sc(i, kTau), c2 = sc(i, kC2);
-        const T c1 = c / sigma;
-        const T s_y = gso * dot_lanes(ai, gi, r);
-        const T wy = asinhc_d2(tau, c2) / K * s_y;
-        for (Index j = 0; j < r; ++j) gi[j] = gso * c2 * gi[j] + wy * qi[j];
-        const T s_x = dot_lanes(ai, gi, r) / c1;
-        const HypLoRARowGrads<T> rg = hyplora_row_grads(HypLoRARowScalars<T>{rho, c, tau, c2}, s_x, s_y, sigma, R, sig_out);
-        dR += static_cast<double>(rg.dR);
-        dS += static_cast<double>(rg.dS);
-        if (needX) {  // radial part of ∂x_a; the tangential c1·Aᵀg_a is the GEMM below
-          const T* xi = Xa.data() + i * D;
-          T* gxi = gX + i * D;
-          if (gX_fresh)
-            for (Index j = 0; j < D; ++j) gxi[j] = rg.kx * xi[j];
-          else
-            for (Index j = 0; j < D; ++j) gxi[j] += rg.kx * xi[j];
-        }
-        for (Index j = 0; j < r; ++j) gi[j] *= c1;  // Ga = c1 ⊙ g_a
-        for (Index j = 0; j < r; ++j) qi[j] = wy * ai[j];
+  const bool par = N * ((needX ? D : 0) + 2 * r * r) >= kHypLoRAParallelMinWork;
+  const auto sums = hyplora_blocks<T>(N, r, par, Q, parts, needB ? &S : nullptr,
+                                      [&](Index i0, Index nb, T* Qt, T* part, bool first, double& dR, double& dS) {
+    const T* ab = a.data() + i0 * r;
+    gemm<T>(nb, r, r, T(1), ab, r, false, M.data(), r, false, T(0), Qt, r);  // Q = a·M
+    for (Index i = i0; i < i0 + nb; ++i) {
+      T* gi = Ga.data() + i * r;
+      T* qi = Qt + (i - i0) * r;
+      const T* ai = a.data() + i * r;
+      const T rho = sc(i, kRho), c = sc(i, kC), tau = sc(i, kTau), c2 = sc(i, kC2);
+      const T c1 = c / sigma;
+      const T s_y = gso * dot_lanes(ai, gi, r);
+      const T wy = asinhc_d2(tau, c2) / K * s_y;
+      for (Index j = 0; j < r; ++j) gi[j] = gso * c2 * gi[j] + wy * qi[j];
+      const T s_x = dot_lanes(ai, gi, r) / c1;
+      const HypLoRARowGrads<T> rg = hyplora_row_grads(HypLoRARowScalars<T>{rho, c, tau, c2}, s_x, s_y, sigma, R, sig_out);
+      dR += static_cast<double>(rg.dR);
+      dS += static_cast<double>(rg.dS);
+      if (needX) {  // radial part of ∂x_a; the tangential c1·Aᵀg_a is the GEMM below
+        const T* xi = Xa.data() + i * D;
+        T* gxi = gX + i * D;
+        if (gX_fresh)
+          for (Index j = 0; j < D; ++j) gxi[j] = rg.kx * xi[j];
+        else
+          for (Index j = 0; j < D; ++j) gxi[j] += rg.kx * xi[j];
       }
-      if (needB) gemm<T>(r, r, nb, T(1), ab, r, true, Qt, r, false, first ? T(0) : T(1), part, r);
-      first = false;
+      for (Index j = 0; j < r; ++j) gi[j] *= c1;  // Ga = c1 ⊙ g_a
+      for (Index j = 0; j < r; ++j) qi[j] = wy * ai[j];
     }
-    if (first) std::fill(part, part + r * r, T(0));  // a thread that got no block
-    store_split(dR, part + r * r);
-    store_split(dS, part + r * r + 2);
+    if (needB) gemm<T>(r, r, nb, T(1), ab, r, true, Qt, r, false, first ? T(0) : T(1), part, r);  // S += aᵀ(wy·a)
   });
-  double dRs = 0.0, dSs = 0.0;
-  if (needB) S.setZero(r, r);
-  for (int th = 0; th < team; ++th) {  // fixed order: bitwise-reproducible for a fixed thread count
-    const T* part = parts.data() + th * pcols;
-    if (needB) S += Eigen::Map<const MatrixR<T>>(part, r, r);
-    dRs += load_split(part + r * r);
-    dSs += load_split(part + r * r + 2);
-  }
+  const double dRs = sums.first, dSs = sums.second;
   if (needB) gemm<T>(Bv.rows(), r, r, T(1), Bv.data(), r, false, S.data(), r, false, T(1), dB, r);  // Eq. (163), 2nd term
   if (needA) {                                                 // Eq. (164)
     auto dA = t.grad_out(A);

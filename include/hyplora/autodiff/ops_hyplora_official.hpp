@@ -26,6 +26,7 @@
 #include <string>
 #include <utility>
 
+#include "hyplora/autodiff/detail/hyplora_blocks.hpp"
 #include "hyplora/autodiff/detail/hyplora_rows.hpp"  // threading helpers of the per-token passes
 #include "hyplora/autodiff/detail/linear_base.hpp"   // also detail::gemm
 #include "hyplora/autodiff/ops_elementwise.hpp"
@@ -53,12 +54,9 @@ struct OfficialHypLoRAConstants {
 namespace detail {
 namespace radial_lora {
 
-// kGa: P, then c1·g_a; kS: Σ kappa·s_y·a aᵀ; kQ: one (kBlock, R) block per thread; kParts: one
+// kGa: P, then c1·g_a; kS: Σ kappa·s_y·a aᵀ; kQ: one (kHypLoRABlock, R) block per thread; kParts: one
 // row per thread, its partial R×R sum and the two scalar parameters' gradients (store_split).
 enum Saved { kU = 0, kWa = 1, kSc = 2, kM = 3, kGa = 4, kS = 5, kQ = 6, kParts = 7, kSavedCount = 8 };
-// Tokens per block of the backward's R×R GEMMs and the unit its threads share out (as in the
-// exact node, ops_hyplora.hpp).
-constexpr Index kBlock = 64;
 
 /// Per-token scalars (columns of saved[kSc]), Eq. (184)–(186):
 ///   a = c1·U (U = A x_a), out = w·y (y = B a), kappa = (dw/d|y|)/|y| so that
@@ -147,7 +145,7 @@ void forward(Tape<T>& t, int id, int xa, int A, int B, const Row& row, const cha
 ///   ∂B += Gᵀ·W_a + B·Σ kappa·s_y·a aᵀ;  ∂A += (c1 g_a)ᵀ·X_a;
 ///   ∂x_a += (c1 g_a)·A + kappa_x·s_x·x_a;  ∂p_j += Σ alpha_j·s_y + beta_j·s_x (returned in dp).
 /// Parents that need no gradient cost nothing; the scalar sums are accumulated in double. The
-/// per-token work runs over blocks of kBlock tokens shared out statically over OpenMP threads,
+/// per-token work runs over blocks of kHypLoRABlock tokens shared out statically over OpenMP threads,
 /// with M·u and Σ f·u uᵀ as small GEMMs per block; each thread sums its blocks' R×R term and
 /// scalars, and the partials are added in thread order (bitwise-reproducible for a fixed thread
 /// count). The radial part of ∂x_a is written row by row there, so the tangential GEMM only
@@ -165,7 +163,7 @@ void backward(Tape<T>& t, int id, int xa, int A, int B, const bool need_p[2], do
   const Tensor<T>& M = n.saved[kM];         // (R, R)
   Tensor<T>& Ga = n.saved[kGa];             // (N, R): P, then c1·g_a
   Tensor<T>& S = n.saved[kS];               // (R, R)
-  Tensor<T>& Q = n.saved[kQ];               // (threads·kBlock, R)
+  Tensor<T>& Q = n.saved[kQ];               // (threads·kHypLoRABlock, R)
   Tensor<T>& parts = n.saved[kParts];       // (threads, R² + 4)
   const auto Xa = t.value(xa);
   const auto Bv = t.value(B);
@@ -186,62 +184,40 @@ void backward(Tape<T>& t, int id, int xa, int A, int B, const bool need_p[2], do
     gX = o.view.data();
     gX_fresh = o.fresh;
   }
-  const Index qrows = std::min<Index>(N, kBlock), pcols = r * r + 4;
-  const int nt = hyplora_max_threads();
-  Q.resize(nt * qrows, r);
-  parts.resize(nt, pcols);
-  const Index nblocks = (N + kBlock - 1) / kBlock;
-  const bool par = nblocks > 1 && N * ((needX ? D : 0) + 2 * r * r) >= kHypLoRAParallelMinWork;
-  const int team = hyplora_run_team(par, [&](int tid, int nth) {
-    Index b0, b1;
-    hyplora_share(nblocks, tid, nth, b0, b1);
-    T* Qt = Q.data() + tid * qrows * r;
-    T* part = parts.data() + tid * pcols;
-    double dp0 = 0.0, dp1 = 0.0;
-    bool first = true;
-    for (Index blk = b0; blk < b1; ++blk) {
-      const Index i0 = blk * kBlock, nb = std::min<Index>(kBlock, N - i0);
-      const T* Ub = U.data() + i0 * r;
-      gemm<T>(nb, r, r, T(1), Ub, r, false, M.data(), r, false, T(0), Qt, r);  // Q = U·M
-      for (Index i = i0; i < i0 + nb; ++i) {
-        T* gi = Ga.data() + i * r;
-        T* qi = Qt + (i - i0) * r;
-        const T* ui = U.data() + i * r;
-        const T* s = sc.data() + i * kCols;
-        const T c1 = s[kC1], w = s[kW];
-        const T s_y = c1 * dot_lanes(ui, gi, r);
-        const T ky = s[kKappa] * s_y;
-        for (Index j = 0; j < r; ++j) gi[j] = w * gi[j] + ky * c1 * qi[j];
-        const T s_x = dot_lanes(ui, gi, r);
-        if (need_p[0]) dp0 += static_cast<double>(s[kAlpha0] * s_y) + static_cast<double>(s[kBeta0] * s_x);
-        if (need_p[1]) dp1 += static_cast<double>(s[kAlpha1] * s_y) + static_cast<double>(s[kBeta1] * s_x);
-        if (needX) {
-          const T kx = s[kKappaX] * s_x;
-          const T* xi = Xa.data() + i * D;
-          T* gxi = gX + i * D;
-          if (gX_fresh)
-            for (Index j = 0; j < D; ++j) gxi[j] = kx * xi[j];
-          else if (s[kKappaX] != T(0))
-            for (Index j = 0; j < D; ++j) gxi[j] += kx * xi[j];
-        }
-        for (Index j = 0; j < r; ++j) gi[j] *= c1;
-        const T f = ky * c1 * c1;
-        for (Index j = 0; j < r; ++j) qi[j] = f * ui[j];
+  const bool par = N * ((needX ? D : 0) + 2 * r * r) >= kHypLoRAParallelMinWork;
+  const auto sums = hyplora_blocks<T>(N, r, par, Q, parts, needB ? &S : nullptr,
+                                      [&](Index i0, Index nb, T* Qt, T* part, bool first, double& s0, double& s1) {
+    const T* Ub = U.data() + i0 * r;
+    gemm<T>(nb, r, r, T(1), Ub, r, false, M.data(), r, false, T(0), Qt, r);  // Q = U·M
+    for (Index i = i0; i < i0 + nb; ++i) {
+      T* gi = Ga.data() + i * r;
+      T* qi = Qt + (i - i0) * r;
+      const T* ui = U.data() + i * r;
+      const T* s = sc.data() + i * kCols;
+      const T c1 = s[kC1], w = s[kW];
+      const T s_y = c1 * dot_lanes(ui, gi, r);
+      const T ky = s[kKappa] * s_y;
+      for (Index j = 0; j < r; ++j) gi[j] = w * gi[j] + ky * c1 * qi[j];
+      const T s_x = dot_lanes(ui, gi, r);
+      if (need_p[0]) s0 += static_cast<double>(s[kAlpha0] * s_y) + static_cast<double>(s[kBeta0] * s_x);
+      if (need_p[1]) s1 += static_cast<double>(s[kAlpha1] * s_y) + static_cast<double>(s[kBeta1] * s_x);
+      if (needX) {
+        const T kx = s[kKappaX] * s_x;
+        const T* xi = Xa.data() + i * D;
+        T* gxi = gX + i * D;
+        if (gX_fresh)
+          for (Index j = 0; j < D; ++j) gxi[j] = kx * xi[j];
+        else if (s[kKappaX] != T(0))
+          for (Index j = 0; j < D; ++j) gxi[j] += kx * xi[j];
       }
-      if (needB) gemm<T>(r, r, nb, T(1), Ub, r, true, Qt, r, false, first ? T(0) : T(1), part, r);  // Σ f·u uᵀ
-      first = false;
+      for (Index j = 0; j < r; ++j) gi[j] *= c1;
+      const T f = ky * c1 * c1;
+      for (Index j = 0; j < r; ++j) qi[j] = f * ui[j];
     }
-    if (first) std::fill(part, part + r * r, T(0));  // a thread that got no block
-    store_split(dp0, part + r * r);
-    store_split(dp1, part + r * r + 2);
+    if (needB) gemm<T>(r, r, nb, T(1), Ub, r, true, Qt, r, false, first ? T(0) : T(1), part, r);  // Σ f·u uᵀ
   });
-  if (needB) S.setZero(r, r);
-  for (int th = 0; th < team; ++th) {  // fixed order
-    const T* part = parts.data() + th * pcols;
-    if (needB) S += Eigen::Map<const MatrixR<T>>(part, r, r);
-    dp[0] += load_split(part + r * r);
-    dp[1] += load_split(part + r * r + 2);
-  }
+  dp[0] = sums.first;
+  dp[1] = sums.second;
   if (needB) gemm<T>(Bv.rows(), r, r, T(1), Bv.data(), r, false, S.data(), r, false, T(1), dB, r);
   if (needA) {
     auto o = t.grad_out(A);
