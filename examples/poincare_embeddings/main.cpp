@@ -4,7 +4,9 @@
 //       [--optim rsgd|radam] [--dim 10] [--epochs 50] [--burnin 10] [--lr 0.1 (radam: 0.02)] [--neg 50]
 //       [--threads 0] [--seed 0] [--eval-nodes 0] [--eval-every 0] [--max-edges 0]
 //       [--eval-directed 0] [--cpu-budget 0 (s of process CPU; 0: none)] [--lr-decay 0] [--beta1 0.9] [--both-directions 0 (radam: 1)] [--negatives-from related|ancestors]
-//       [--degree-negatives 0] [--hard-negatives 0] [--hard-slots 8] [--pin-roots 0] [--burnin-div 10]
+//       [--degree-negatives 0] [--hard-negatives 0] [--hard-slots 8] [--hard-margin 0] [--hard-share 0]
+//       [--hard-filter 0] [--pin-roots 0]
+//       [--burnin-div 10] [--lr-decay-power 1]
 //       [--ball-eps 1e-5] [--diagnose 0]
 //       [--svg mammals.svg] [--wordnet /usr/share/wordnet]
 #include <algorithm>
@@ -64,6 +66,10 @@ Args parse(int argc, char** argv) {
     else if (k == "--degree-negatives") a.opt.degree_negatives = std::stod(v);
     else if (k == "--hard-negatives") a.opt.hard_negatives = std::stod(v);
     else if (k == "--hard-slots") a.opt.hard_slots = std::stoi(v);
+    else if (k == "--hard-margin") a.opt.hard_margin = std::stod(v);
+    else if (k == "--hard-share") a.opt.hard_share = std::stod(v);
+    else if (k == "--hard-filter") a.opt.hard_filter = v != "0";
+    else if (k == "--lr-decay-power") a.opt.lr_decay_power = std::stod(v);
     else if (k == "--burnin-div") a.opt.burnin_div = std::stod(v);
     else if (k == "--pin-roots") a.opt.pin_roots = v != "0";
     else if (k == "--ball-eps") a.opt.ball_eps = std::stod(v);

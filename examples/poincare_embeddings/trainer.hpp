@@ -75,6 +75,22 @@ struct TrainOptions {
   /// once in 200 epochs; the cache keeps drawing it until it has moved away. 0: off.
   double hard_negatives = 0.0;
   int hard_slots = 8;         ///< cache entries per row (Eq. (E9))
+  /// A negative w of edge (u, v) enters u's cache when d(u, w) < d(u, v) + hard_margin (Eq. (E9)):
+  /// > 0 also keeps the near-violators, before they cross v. 0: only strict violators (session
+  /// 4). Organism probes: no gain (docs/embeddings.md, "session 5"), as for the next three.
+  double hard_margin = 0.0;
+  /// A cache draw for edge (u, v) reads the positive v's row instead of u's with this
+  /// probability (Eq. (E9')): v's intruders (nodes near v but not above it) tend to intrude on
+  /// u too, and u's own draws find its ≈ 200 intruders only one or two per epoch. 0: off.
+  double hard_share = 0.0;
+  /// A cached w is used for edge (u, v) only while it still beats v: d(u, w) < d(u, v) +
+  /// hard_margin, else the usual draw (Eq. (E9'')). Why: a node's intruders sit inside its far
+  /// (top) ancestors' distance, so for its near ancestors they carry no gradient; filtered, the
+  /// cache serves the edges where it matters. One extra distance per cache draw.
+  bool hard_filter = false;
+  /// After burn-in the decayed rate is lr·(1 − j/J)^lr_decay_power (Eq. (E7)): > 1 spends more of
+  /// the schedule at a small rate, the part of the decay where the noun MAP rose (run 4).
+  double lr_decay_power = 1.0;
   /// Rows without ancestors (the root) stay where init_embedding put them, near the origin.
   bool pin_roots = false;
   /// Poincaré RSGD keeps rows at |x| <= (1 − ball_eps)R, i.e. within 2R·artanh(1 − ball_eps) of
@@ -313,6 +329,9 @@ struct HardCache {
   std::uint8_t* next = nullptr;   ///< (N) round-robin write position per row
   int S = 0;
   double frac = 0.0;              ///< fraction of the draws taken from the cache
+  double margin = 0.0;            ///< insert when d(u, w) < d(u, v) + margin
+  double share = 0.0;             ///< a cache draw reads the positive's row with this probability
+  bool filter = false;            ///< use a cached w only while d(u, w) < d(u, v) + margin
 };
 
 /// Records w as a hard negative of u (a non-ancestor closer than a positive), unless present.
@@ -352,10 +371,20 @@ T train_edge(Embedding<T>& e, const Graph& g, node_t u, node_t v, T lr, const Tr
   const auto& rel = opt.directed_negatives && !opt.both_directions ? g.out[static_cast<std::size_t>(u)]
                                                                    : g.adj[static_cast<std::size_t>(u)];
   const node_t* hrow = hard.slots && rng ? hard.slots + static_cast<std::size_t>(u) * static_cast<std::size_t>(hard.S) : nullptr;
+  const auto pair_dist = [&](node_t a, node_t b) {
+    return e.model == Model::poincare ? poincare_rows::dist(e.X.row(a).data(), e.X.row(b).data(), d, K)
+                                      : lorentz_rows::dist(e.X.row(a).data(), e.X.row(b).data(), d, R);
+  };
+  const T d_filter = hrow && hard.filter ? pair_dist(u, v) + static_cast<T>(hard.margin) : T(0);  // Eq. (E9'')
   for (int tries = 0; tries < 4 * opt.negatives && static_cast<int>(s.cand.size()) <= opt.negatives; ++tries) {
     node_t w = -1;
-    if (hrow && rng && analysis::detail::uniform_open0(*rng) <= hard.frac)  // Eq. (E9); empty slot: usual draw
-      w = cache_load(hrow + analysis::detail::uniform_below(*rng, static_cast<std::uint64_t>(hard.S)));
+    if (hrow && rng && analysis::detail::uniform_open0(*rng) <= hard.frac) {  // Eq. (E9); empty slot: usual draw
+      const node_t* row = hrow;
+      if (hard.share > 0.0 && analysis::detail::uniform_open0(*rng) <= hard.share)  // Eq. (E9')
+        row = hard.slots + static_cast<std::size_t>(v) * static_cast<std::size_t>(hard.S);
+      w = cache_load(row + analysis::detail::uniform_below(*rng, static_cast<std::uint64_t>(hard.S)));
+      if (w >= 0 && w != u && hard.filter && !(pair_dist(u, w) < d_filter)) w = -1;  // Eq. (E9'')
+    }
     if (w < 0) w = sample();
     if (w == u) continue;
     if (!std::binary_search(rel.begin(), rel.end(), w)) {
@@ -381,7 +410,7 @@ T train_edge(Embedding<T>& e, const Graph& g, node_t u, node_t v, T lr, const Tr
   const T d_pos = s.d[0];
   if (hrow)  // Eq. (E9): remember the negatives that beat the positive
     for (std::size_t j = 1; j < k; ++j)
-      if (s.d[j] < d_pos) cache_insert(hard, u, s.cand[j]);
+      if (s.d[j] < d_pos + hard.margin) cache_insert(hard, u, s.cand[j]);
   T Z = T(0);
   for (std::size_t j = 0; j < k; ++j) {
     s.d[j] = std::exp(-(s.d[j] - dmin));
@@ -426,15 +455,19 @@ T train_edge(Embedding<T>& e, const Graph& g, node_t u, node_t v, T lr, const Tr
 }  // namespace detail
 
 /// The learning rate of epoch `epoch` (0-based), Eq. (E7): lr/burnin_div during burn-in, then
-/// lr·(1 − j/J) for post-burn-in epoch j of J (so the last epoch runs at lr/J), or lr when
-/// lr_decay is off. Decay matters: at a constant rate the embeddings keep drifting outwards
-/// once the loss is small and MAP falls again (docs/embeddings.md, "What was wrong").
+/// lr·(1 − j/J)^p for post-burn-in epoch j of J (p = lr_decay_power; with p = 1 the last epoch
+/// runs at lr/J), or lr when lr_decay is off. Decay matters: at a constant rate the embeddings
+/// keep drifting outwards once the loss is small and MAP falls again (docs/embeddings.md,
+/// "What was wrong").
 inline double epoch_lr(const TrainOptions& opt, int epoch) {
   if (epoch < opt.burnin) return opt.lr / opt.burnin_div;
   if (!opt.lr_decay) return opt.lr;
+  if (!(opt.lr_decay_power > 0.0 && std::isfinite(opt.lr_decay_power)))
+    throw value_error("epoch_lr: lr_decay_power = " + std::to_string(opt.lr_decay_power) + " not finite and > 0");
   const int J = std::max(1, opt.epochs - opt.burnin);
   const int j = std::min(epoch - opt.burnin, J - 1);
-  return opt.lr * (1.0 - static_cast<double>(j) / static_cast<double>(J));
+  const double f = 1.0 - static_cast<double>(j) / static_cast<double>(J);
+  return opt.lr * (opt.lr_decay_power == 1.0 ? f : std::pow(f, opt.lr_decay_power));
 }
 
 /// Trains one epoch (0-based `epoch`; burn-in when epoch < opt.burnin) over `max_edges` edges
@@ -467,9 +500,12 @@ EpochStats train_epoch(Embedding<T>& e, const Graph& g, const TrainOptions& opt,
     for (node_t u = 0; u < g.n; ++u) w[static_cast<std::size_t>(u)] = std::pow(static_cast<double>(g.degree(u)), 0.75);
     degree_sampler = std::make_unique<detail::AliasTable>(w);
   }
-  if (!(opt.hard_negatives >= 0.0 && opt.hard_negatives <= 1.0) || opt.hard_slots < 1 || opt.hard_slots > 255)
-    throw value_error("train_epoch: hard_negatives = " + std::to_string(opt.hard_negatives) + " outside [0, 1] or hard_slots = " +
-                      std::to_string(opt.hard_slots) + " outside [1, 255]");
+  if (!(opt.hard_negatives >= 0.0 && opt.hard_negatives <= 1.0) || opt.hard_slots < 1 || opt.hard_slots > 255 ||
+      !(opt.hard_margin >= 0.0 && std::isfinite(opt.hard_margin)) || !(opt.hard_share >= 0.0 && opt.hard_share <= 1.0))
+    throw value_error("train_epoch: hard_negatives = " + std::to_string(opt.hard_negatives) + " outside [0, 1], hard_slots = " +
+                      std::to_string(opt.hard_slots) + " outside [1, 255] or hard_margin = " +
+                      std::to_string(opt.hard_margin) + " not finite and >= 0 or hard_share = " +
+                      std::to_string(opt.hard_share) + " outside [0, 1]");
   detail::HardCache hard;
   if (!burn && opt.hard_negatives > 0.0) {
     if (e.hard_slots != opt.hard_slots || e.hard.size() != static_cast<std::size_t>(g.n) * static_cast<std::size_t>(opt.hard_slots)) {
@@ -477,7 +513,8 @@ EpochStats train_epoch(Embedding<T>& e, const Graph& g, const TrainOptions& opt,
       e.hard.assign(static_cast<std::size_t>(g.n) * static_cast<std::size_t>(opt.hard_slots), node_t(-1));
       e.hard_next.assign(static_cast<std::size_t>(g.n), 0);
     }
-    hard = detail::HardCache{e.hard.data(), e.hard_next.data(), e.hard_slots, opt.hard_negatives};
+    hard = detail::HardCache{e.hard.data(), e.hard_next.data(), e.hard_slots, opt.hard_negatives, opt.hard_margin,
+                             opt.hard_share, opt.hard_filter};
   }
   double loss_sum = 0.0;
   std::int64_t done = 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <random>
@@ -130,6 +131,15 @@ TEST_CASE("learning-rate schedule (Eq. (E7))") {
   CHECK(emb::epoch_lr(opt, 5) == doctest::Approx(0.18));
   CHECK(emb::epoch_lr(opt, 13) == doctest::Approx(0.02));
   CHECK(emb::epoch_lr(opt, 20) == doctest::Approx(0.02));  // past the end: stays at the last rate
+  opt.lr_decay_power = 2.0;  // 0.2·(1 − j/10)²: 0.2, 0.162, ..., 0.002
+  CHECK(emb::epoch_lr(opt, 3) == doctest::Approx(0.02));  // burn-in unchanged
+  CHECK(emb::epoch_lr(opt, 4) == doctest::Approx(0.2));
+  CHECK(emb::epoch_lr(opt, 5) == doctest::Approx(0.162));
+  CHECK(emb::epoch_lr(opt, 13) == doctest::Approx(0.002));
+  for (double bad : {0.0, -1.0, std::nan("")}) {
+    opt.lr_decay_power = bad;
+    CHECK_THROWS_AS(emb::epoch_lr(opt, 5), hyplora::value_error);
+  }
 }
 
 TEST_CASE("both directions trains every edge twice") {
@@ -283,6 +293,145 @@ TEST_CASE("hard-negative cache holds valid negatives and is deterministic") {
   o.hard_slots = 0;
   auto e = emb::init_embedding<double>(g.n, o);
   CHECK_THROWS_AS(emb::train_epoch(e, g, o, 3), hyplora::value_error);
+}
+
+// TrainOptions::hard_margin (Eq. (E9)): a negative w of edge (u, v) enters u's cache exactly when
+// d(u, w) < d(u, v) + margin, at the distances before the step.
+TEST_CASE("hard-negative cache margin admits the near-violators") {
+  const emb::Graph g = emb::balanced_tree_closure(2, 3);  // 15 nodes
+  emb::TrainOptions opt;
+  opt.optimizer = emb::Optimizer::rsgd;
+  opt.dim = 4;
+  opt.negatives = 6;
+  opt.init_scale = 0.45;
+  const emb::node_t u = 14, v = 6;  // a leaf and its parent
+  const std::vector<emb::node_t> neg{7, 8, 1, 12, 3, 10};  // not related to 14 (ancestors 6, 2, 0)
+  for (emb::node_t w : neg) REQUIRE_FALSE(g.adjacent(u, w));
+  const emb::Embedding<double> e0 = emb::init_embedding<double>(g.n, opt);
+  const double d_pos = e0.dist(u, v);
+  std::vector<double> gap;  // d(u, w) − d(u, v)
+  for (emb::node_t w : neg) gap.push_back(e0.dist(u, w) - d_pos);
+  std::vector<double> sorted = gap;
+  std::sort(sorted.begin(), sorted.end());
+  REQUIRE(sorted.back() > 0.0);  // some negatives are not violators: the margin decides them
+  const double mid = 0.5 * (sorted[2] + sorted[3]);
+  for (double margin : {0.0, std::max(0.0, mid), sorted.back() + 1.0}) {
+    CAPTURE(margin);
+    emb::Embedding<double> e = e0;
+    std::vector<emb::node_t> slots(static_cast<std::size_t>(g.n) * 8, -1);
+    std::vector<std::uint8_t> next(static_cast<std::size_t>(g.n), 0);
+    const emb::detail::HardCache hard{slots.data(), next.data(), 8, 0.0, margin};  // frac 0: no cache draws
+    std::size_t k = 0;
+    auto sampler = [&]() { return neg[k++ % neg.size()]; };
+    emb::detail::Scratch<double> s;
+    for (auto* vec : {&s.gu, &s.rg, &s.tmp, &s.tmp2}) vec->resize(4);
+    std::mt19937_64 rng(3);
+    emb::detail::train_edge(e, g, u, v, 0.05, opt, sampler, s, hard, &rng);
+    std::vector<emb::node_t> want, got;
+    for (std::size_t i = 0; i < neg.size(); ++i)
+      if (gap[i] < margin) want.push_back(neg[i]);
+    for (int i = 0; i < 8; ++i)
+      if (slots[static_cast<std::size_t>(u) * 8 + static_cast<std::size_t>(i)] >= 0)
+        got.push_back(slots[static_cast<std::size_t>(u) * 8 + static_cast<std::size_t>(i)]);
+    std::sort(want.begin(), want.end());
+    std::sort(got.begin(), got.end());
+    CHECK(got == want);
+    if (margin > sorted.back()) CHECK(got.size() == neg.size());
+    for (emb::node_t w = 0; w < g.n; ++w)  // only u's row is written
+      if (w != u) CHECK(slots[static_cast<std::size_t>(w) * 8] == -1);
+  }
+  emb::TrainOptions o;
+  o.hard_negatives = 0.2;
+  o.hard_margin = -0.5;
+  auto e = emb::init_embedding<double>(g.n, o);
+  CHECK_THROWS_AS(emb::train_epoch(e, g, o, 20), hyplora::value_error);
+}
+
+// TrainOptions::hard_share (Eq. (E9')): with share 1 every cache draw of edge (u, v) reads v's
+// row, with share 0 u's row; cached ancestors of u are still rejected.
+TEST_CASE("shared hard-negative draws read the positive's cache row") {
+  const emb::Graph g = emb::balanced_tree_closure(2, 3);  // 15 nodes
+  emb::TrainOptions opt;
+  opt.optimizer = emb::Optimizer::rsgd;
+  opt.dim = 4;
+  opt.negatives = 6;
+  opt.init_scale = 0.45;
+  const emb::node_t u = 14, v = 2;  // a leaf and its grandparent (ancestors of 14: 6, 2, 0)
+  const emb::node_t in_u = 7, in_v = 12, fresh = 9;  // none related to 14
+  for (double share : {0.0, 1.0}) {
+    CAPTURE(share);
+    emb::Embedding<double> e = emb::init_embedding<double>(g.n, opt);
+    std::vector<emb::node_t> slots(static_cast<std::size_t>(g.n) * 2, -1);
+    slots[static_cast<std::size_t>(u) * 2] = slots[static_cast<std::size_t>(u) * 2 + 1] = in_u;
+    slots[static_cast<std::size_t>(v) * 2] = in_v;
+    slots[static_cast<std::size_t>(v) * 2 + 1] = 6;  // an ancestor of u: rejected, then a fresh draw
+    std::vector<std::uint8_t> next(static_cast<std::size_t>(g.n), 0);
+    const emb::detail::HardCache hard{slots.data(), next.data(), 2, 1.0, 1e9, share};  // every draw from a cache
+    auto sampler = [&]() { return fresh; };
+    emb::detail::Scratch<double> s;
+    for (auto* vec : {&s.gu, &s.rg, &s.tmp, &s.tmp2}) vec->resize(4);
+    std::mt19937_64 rng(5);
+    emb::detail::train_edge(e, g, u, v, 0.05, opt, sampler, s, hard, &rng);
+    REQUIRE(s.cand.size() == 7);
+    CHECK(s.cand[0] == v);
+    for (std::size_t j = 1; j < s.cand.size(); ++j) {
+      CAPTURE(s.cand[j]);
+      if (share == 0.0) CHECK(s.cand[j] == in_u);
+      else CHECK((s.cand[j] == in_v || s.cand[j] == fresh));
+    }
+    if (share == 1.0) CHECK(std::count(s.cand.begin(), s.cand.end(), in_v) > 0);
+  }
+  emb::TrainOptions o;
+  o.hard_negatives = 0.2;
+  o.hard_share = 1.5;
+  auto e = emb::init_embedding<double>(g.n, o);
+  CHECK_THROWS_AS(emb::train_epoch(e, g, o, 20), hyplora::value_error);
+}
+
+// TrainOptions::hard_filter (Eq. (E9'')): a cached w is used for edge (u, v) only while
+// d(u, w) < d(u, v) + margin; otherwise the usual draw replaces it.
+TEST_CASE("filtered hard-negative draws keep only the current violators") {
+  const emb::Graph g = emb::balanced_tree_closure(2, 3);  // 15 nodes
+  emb::TrainOptions opt;
+  opt.optimizer = emb::Optimizer::rsgd;
+  opt.dim = 4;
+  opt.negatives = 8;
+  const emb::node_t u = 14, v = 6, w_close = 7, w_far = 8, fresh = 9;  // 7, 8, 9 not related to 14
+  emb::Embedding<double> e0 = emb::init_embedding<double>(g.n, opt);
+  e0.X.row(u) << 0.5, 0.0, 0.0, 0.0;
+  e0.X.row(v) << 0.3, 0.0, 0.0, 0.0;
+  e0.X.row(w_close) << 0.45, 0.03, 0.0, 0.0;
+  e0.X.row(w_far) << -0.5, 0.0, 0.0, 0.0;
+  REQUIRE(e0.dist(u, w_close) < e0.dist(u, v));
+  REQUIRE(e0.dist(u, w_far) > e0.dist(u, v) + 1.0);
+  for (int mode = 0; mode < 3; ++mode) {  // filter off; on, margin 0; on, margin past w_far
+    CAPTURE(mode);
+    emb::Embedding<double> e = e0;
+    std::vector<emb::node_t> slots(static_cast<std::size_t>(g.n) * 2, -1);
+    slots[static_cast<std::size_t>(u) * 2] = w_close;
+    slots[static_cast<std::size_t>(u) * 2 + 1] = w_far;
+    std::vector<std::uint8_t> next(static_cast<std::size_t>(g.n), 0);
+    const double margin = mode == 2 ? e0.dist(u, w_far) - e0.dist(u, v) + 0.1 : 0.0;
+    const emb::detail::HardCache hard{slots.data(), next.data(), 2, 1.0, margin, 0.0, mode > 0};
+    auto sampler = [&]() { return fresh; };
+    emb::detail::Scratch<double> s;
+    for (auto* vec : {&s.gu, &s.rg, &s.tmp, &s.tmp2}) vec->resize(4);
+    std::mt19937_64 rng(11);
+    emb::detail::train_edge(e, g, u, v, 0.05, opt, sampler, s, hard, &rng);
+    REQUIRE(s.cand.size() == 9);
+    const auto n_close = std::count(s.cand.begin(), s.cand.end(), w_close);
+    const auto n_far = std::count(s.cand.begin(), s.cand.end(), w_far);
+    const auto n_fresh = std::count(s.cand.begin(), s.cand.end(), fresh);
+    CHECK(n_close > 0);
+    CHECK(n_close + n_far + n_fresh == 8);
+    if (mode == 1) {
+      CHECK(n_far == 0);
+      CHECK(n_fresh > 0);  // the filtered draws fell back to the sampler
+    } else {
+      CHECK(n_far > 0);
+      CHECK(n_fresh == 0);
+    }
+  }
 }
 
 // TrainOptions::pin_roots: the row without ancestors keeps its initial point, the others move.
