@@ -15,11 +15,12 @@ bin="$build/examples/poincare_embeddings/poincare_embeddings"
 "$bin" --model both --optim radam --dim 10 --epochs 50 --threads "$threads"   # lr 0.02, both directions
 "$bin" --model poincare --optim rsgd --dim 2 --epochs 100 --threads "$threads" --svg "$build/mammals_2d.svg"
 # The full noun closure (82,115 nodes; docs/embeddings.md "Nouns"): opt-in,
-# ≈ 18 min of CPU time (the best recipe so far, run 11: MAP dir 0.832): NOUNS=1 THREADS=2 scripts/embeddings.sh
+# ≈ 35 min of CPU time, ≈ 19 min wall on two free cores (run 13, docs/embeddings.md: MAP dir 0.902):
+# NOUNS=1 THREADS=2 scripts/embeddings.sh
 if [[ "${NOUNS:-0}" == 1 ]]; then
-  nice -n 19 "$bin" --root entity.n.01 --model poincare --dim 10 --burnin 5 --epochs 80 --lr 0.5 --lr-decay 1 \
+  nice -n 19 "$bin" --root entity.n.01 --model poincare --dim 10 --burnin 5 --epochs 160 --lr 0.2 --lr-decay 1 \
     --negatives-from ancestors --degree-negatives 0.5 --hard-negatives 0.5 --hard-slots 32 --hard-filter 1 \
-    --pin-roots 1 --ball-eps 1e-12 --threads "$threads" --eval-nodes 2000 --eval-every 20 --eval-directed 1 \
+    --pin-roots 1 --ball-eps 1e-12 --threads "$threads" --eval-nodes 2000 --eval-every 40 --eval-directed 1 \
     --cpu-budget 3300 --diagnose 1
 fi
 # A short pretraining (about a minute on two idle cores), cached under $build/hyplora-data.
