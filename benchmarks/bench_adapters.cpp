@@ -16,9 +16,14 @@
 // a step needs on a fresh tape (every buffer of the step: node values, gradients, saved
 // tensors; parameters excluded), allocs_per_step = heap allocations of a steady-state step
 // (expected 0: the tape reuses its buffers).
+// Paired/<kind>/n:<N>/d:<D>/r:<R> (whole layer, kind ≠ linear, lora) alternates one LoRA step and
+// one step of <kind> per iteration; counters ratio (median of per-pair time ratios kind/LoRA),
+// ratio_q1, ratio_q3, lora_ms, kind_ms (medians), pairs.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
@@ -46,37 +51,48 @@ const Kind kKinds[] = {{"linear", nn::AdapterKind::none},
                        {"hyplora_official", nn::AdapterKind::hyplora_official},
                        {"hyplora_stereographic", nn::AdapterKind::hyplora_stereographic}};
 
-void AdapterStep(benchmark::State& state, nn::AdapterKind kind, Index n, Index d, int r, bool branch) {
+/// One adapted layer (D_in = D_out = d) with its inputs and a tape: step() runs one training step.
+struct Bench {
   ad::ParameterStore<float> store;
-  nn::AdaptedLinear<float> layer(store, "proj", d, d, true);
-  layer.base().init_kaiming_uniform(store, 1);
-  if (kind == nn::AdapterKind::none) {
-    store.set_trainable(layer.base().weight(), false);
-    store.set_trainable(layer.base().bias(), false);
-  } else {
-    nn::AdapterConfig cfg;
-    cfg.kind = kind;
-    cfg.r = r;
-    cfg.alpha = 2.0 * r;
-    cfg.seed = 2;
-    if (kind == nn::AdapterKind::hyplora_official) cfg.feature_scale = std::sqrt(static_cast<double>(d));  // official init
-    layer.attach(store, cfg);
-    // A trained-looking B (B = 0 would let some kinds take trivial paths).
-    nn::uniform_(store.value(layer.lora_B()), -0.02, 0.02, 3);
-  }
-  MatrixR<float> X(n, d), G(n, d);
-  nn::uniform_(X, -1.0, 1.0, 4);
-  nn::uniform_(G, -1.0, 1.0, 5);
-
+  nn::AdaptedLinear<float> layer;
+  MatrixR<float> X, G;
   ad::Tape<float> tape;
-  auto step = [&]() {
+  bool branch;
+
+  Bench(nn::AdapterKind kind, Index n, Index d, int r, bool branch_only)
+      : layer(store, "proj", d, d, true), X(n, d), G(n, d), branch(branch_only) {
+    layer.base().init_kaiming_uniform(store, 1);
+    if (kind == nn::AdapterKind::none) {
+      store.set_trainable(layer.base().weight(), false);
+      store.set_trainable(layer.base().bias(), false);
+    } else {
+      nn::AdapterConfig cfg;
+      cfg.kind = kind;
+      cfg.r = r;
+      cfg.alpha = 2.0 * r;
+      cfg.seed = 2;
+      if (kind == nn::AdapterKind::hyplora_official) cfg.feature_scale = std::sqrt(static_cast<double>(d));  // official init
+      layer.attach(store, cfg);
+      // A trained-looking B (B = 0 would let some kinds take trivial paths).
+      nn::uniform_(store.value(layer.lora_B()), -0.02, 0.02, 3);
+    }
+    nn::uniform_(X, -1.0, 1.0, 4);
+    nn::uniform_(G, -1.0, 1.0, 5);
+  }
+
+  void step() {
     tape.clear();
     ad::Var<float> x = tape.leaf(X);
     ad::Var<float> z = branch ? layer.forward_branch(tape, store, x, /*training=*/false)
                               : layer.forward(tape, store, x, /*training=*/false);
     tape.backward(z, G);
     benchmark::DoNotOptimize(tape.node(x.id).own_grad.data());
-  };
+  }
+};
+
+void AdapterStep(benchmark::State& state, nn::AdapterKind kind, Index n, Index d, int r, bool branch) {
+  Bench bench(kind, n, d, r, branch);
+  auto step = [&]() { bench.step(); };
   // Peak heap of one step on a fresh tape (parameters already allocated).
   const long long live0 = hyplora::testing::live_bytes();
   hyplora::testing::reset_peak();
@@ -98,6 +114,50 @@ void AdapterStep(benchmark::State& state, nn::AdapterKind kind, Index n, Index d
   state.counters["allocs_per_step"] = steps ? static_cast<double>(hyplora::testing::allocations() - c0) / static_cast<double>(steps) : 0.0;
 }
 
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+/// Step-paired timing: each iteration runs one LoRA step and one step of `kind` back to back
+/// (which goes first alternates), each timed on its own, and the counters give the median of the
+/// per-pair time ratios kind/LoRA with its quartiles, and each layer's median step time. A pair
+/// spans milliseconds, so the bursts of a shared VM (a stolen vCPU, another process) fall on both
+/// members or on one pair that the median drops; separate runs seconds apart do not cancel them
+/// (scripts/bench-adapters.sh --paired).
+void PairedStep(benchmark::State& state, nn::AdapterKind kind, Index n, Index d, int r) {
+  Bench ref(nn::AdapterKind::lora, n, d, r, false), other(kind, n, d, r, false);
+  ref.step();  // warm: buffers allocated, pages touched
+  other.step();
+  using Clock = std::chrono::steady_clock;
+  std::vector<double> t_ref, t_other, ratio;
+  bool other_first = false;
+  for (auto _ : state) {
+    double tr = 0.0, to = 0.0;
+    for (int k = 0; k < 2; ++k) {
+      Bench& b = (k == 0) == other_first ? other : ref;
+      const auto t0 = Clock::now();
+      b.step();
+      const double dt = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      (&b == &ref ? tr : to) = dt;
+    }
+    other_first = !other_first;
+    t_ref.push_back(tr);
+    t_other.push_back(to);
+    ratio.push_back(to / tr);
+  }
+  if (ratio.empty()) return;
+  std::vector<double> q = ratio;
+  std::sort(q.begin(), q.end());
+  state.counters["ratio"] = median_of(ratio);
+  state.counters["ratio_q1"] = q[q.size() / 4];
+  state.counters["ratio_q3"] = q[(3 * q.size()) / 4];
+  state.counters["lora_ms"] = median_of(t_ref);
+  state.counters["kind_ms"] = median_of(t_other);
+  state.counters["pairs"] = static_cast<double>(ratio.size());
+}
+
 void register_all() {
   for (Index d : {256, 1024, 4096})
     for (Index n : {128, 512, 2048})
@@ -112,6 +172,19 @@ void register_all() {
                 ->Unit(benchmark::kMillisecond)
                 ->UseRealTime();
           }
+  for (Index d : {256, 1024, 4096})
+    for (Index n : {128, 512, 2048})
+      for (int r : {8, 32})
+        for (const Kind& k : kKinds) {
+          if (k.kind == nn::AdapterKind::none || k.kind == nn::AdapterKind::lora) continue;
+          const std::string name = std::string("Paired/") + k.name + "/n:" + std::to_string(n) + "/d:" + std::to_string(d) +
+                                   "/r:" + std::to_string(r);
+          // 2 s: hundreds of pairs at the small shapes, where one step is under a millisecond.
+          benchmark::RegisterBenchmark(name.c_str(), [k, n, d, r](benchmark::State& s) { PairedStep(s, k.kind, n, d, r); })
+              ->Unit(benchmark::kMillisecond)
+              ->MinTime(2.0)
+              ->UseRealTime();
+        }
 }
 }  // namespace
 

@@ -6,14 +6,15 @@
 // which is the paper's log_o(LLR(BA, exp_o(x))) with the correct time component (Eq. (152)).
 //
 // Cost is LoRA's plus O(N·(D + R²)): per token the forward needs |x| (one pass over x) and
-// |y| = |B a|, which is read off the quadratic form aᵀ(BᵀB)a (R×R) instead of forming y, so
-// the two skinny GEMMs are the same as LoRA's and y is never stored. The backward
-// (Eq. (160)–(166)) is LoRA's four skinny GEMMs plus one pass over x; the O(N·R²) work of both
-// passes (a·M, aᵀ·diag·a) runs as small GEMMs, not per-token loops. It saves
-// a = A·f_R(x_a/σ) (N, R) and four scalars per token, plus one (N, R) work buffer as LoRA does.
-// The per-token passes run on the OpenMP threads the GEMMs use (rows in the forward, blocks of
-// kHypLoRABlock tokens in the backward), so at small widths they do not leave a thread idle; sums over
-// tokens are per-thread partials added in thread order (reproducible for a fixed thread count).
+// |y| = |B a|, which is read off the quadratic form aᵀ(BᵀB)a (R×R, in double) instead of forming
+// y, so the two skinny GEMMs are the same as LoRA's and y is never stored. The backward
+// (Eq. (160)–(166)) is LoRA's four skinny GEMMs plus one pass over x, a per-token M·a, and
+// ∂B's R×R term as one small GEMM. Memory is LoRA's plus four scalars per token, BᵀB, and one
+// scratch of max(N + a cache line per thread, R²) (detail/hyplora_token_pass.hpp): it saves
+// a = A·f_R(x_a/σ) (N, R) and one (N, R) work buffer as LoRA does.
+// The per-token passes run on the OpenMP threads the GEMMs use (contiguous shares of the rows),
+// so at small widths they do not leave a thread idle; sums over tokens are per-thread partials
+// added in thread order (reproducible for a fixed thread count).
 // Every product is one detail::gemm with the right beta: no zero-fill passes over (N, D) buffers.
 #pragma once
 
@@ -22,7 +23,7 @@
 #include <cstdint>
 #include <string>
 
-#include "hyplora/autodiff/detail/hyplora_blocks.hpp"
+#include "hyplora/autodiff/detail/hyplora_token_pass.hpp"
 #include "hyplora/autodiff/detail/hyplora_rows.hpp"
 #include "hyplora/autodiff/detail/linear_base.hpp"  // also detail::gemm
 #include "hyplora/autodiff/tape.hpp"
@@ -39,12 +40,11 @@ struct HypLoRANodeOptions {
 
 namespace detail {
 
-// kWork is one (N, R) buffer reused: U·M, then W_a = γσ_out·c2·a in the forward and again at
-// the start of the backward (recomputed, not kept: HypLoRA then holds LoRA's two N×R buffers plus
-// 4 scalars per token), then P = G·B and c1·g_a. kScratch holds one (kHypLoRABlock, R) block per thread,
-// kParts one row per thread: its partial Σ over its blocks of (D2/K)·s_y·a aᵀ (R×R), then ∂R and
-// ∂σ as split doubles (store_split).
-enum HypLoRASaved { kA = 0, kScalars = 1, kM = 2, kWork = 3, kS = 4, kScratch = 5, kParts = 6, kSavedCount = 7 };
+// kWork is one (N, R) buffer reused: W_a = γσ_out·c2·a in the forward and again at the start of
+// the backward (recomputed, not kept: HypLoRA then holds LoRA's two N×R buffers plus 4 scalars
+// per token), then P = G·B, c1·g_a, and wy ⊙ a for ∂B's R×R term. kScratch is the backward's
+// hyplora_token_pass scratch: wy per token and a slot per thread, then S (R×R).
+enum HypLoRASaved { kA = 0, kScalars = 1, kM = 2, kWork = 3, kScratch = 4, kSavedCount = 5 };
 enum HypLoRAScalar { kRho = 0, kC = 1, kTau = 2, kC2 = 3 };
 
 // parents: x, W0, x_a, A, B, R, σ [, bias]; ints: {bias id, has base}; attrs: {γ, σ_out flag}.
@@ -70,10 +70,8 @@ void hyplora_backward(Tape<T>& t, int id) {
   const Tensor<T>& a = n.saved[kA];              // (N, R)
   const Tensor<T>& sc = n.saved[kScalars];       // (N, 4)
   const Tensor<T>& M = n.saved[kM];              // (R, R) = BᵀB
-  Tensor<T>& Ga = n.saved[kWork];                // (N, R) scratch: W_a, then P, then c1·g_a
-  Tensor<T>& S = n.saved[kS];                    // (R, R) Σ (D2/K)·s_y·a aᵀ
-  Tensor<T>& Q = n.saved[kScratch];              // (threads·kHypLoRABlock, R)
-  Tensor<T>& parts = n.saved[kParts];            // (threads, R² + 4)
+  Tensor<T>& Ga = n.saved[kWork];                // (N, R) scratch: W_a, P, c1·g_a, wy ⊙ a
+  Tensor<T>& scratch = n.saved[kScratch];        // wy, per-thread M·a slots; then S
   const auto Xa = t.value(xa);
   const auto Bv = t.value(B);
   const T R = t.value(Rid)(0, 0), sigma = t.value(Sid)(0, 0), K = R * R;
@@ -91,12 +89,12 @@ void hyplora_backward(Tape<T>& t, int id) {
   }
 
   // P = G·B (N, R); then per token (Eq. (161)–(162)):
-  //   s_y = γσ_out·(a·P),  g_a = γσ_out·c2·P + (D2(τ)/K)·s_y·(M a),  s_x = (a·g_a)/c1,
-  // and S = Σ (D2/K)·s_y·a aᵀ. The R×R products run as small GEMMs over blocks of kHypLoRABlock tokens
-  // through a (kHypLoRABlock, R) scratch per thread: Q = a·M for the block, then wy·a for S += aᵀ(wy·a).
-  // Blocks are shared out statically over the threads; each sums S, ∂R and ∂σ over its own
-  // blocks, and hyplora_blocks adds the partials in thread order. The radial part of ∂x_a (Eq. (165))
-  // is written here, row by row, so the tangential GEMM after the loop only accumulates onto it.
+  //   s_y = γσ_out·(a·P),  wy = (D2(τ)/K)·s_y,  g_a = γσ_out·c2·P + wy·(M a),
+  //   s_x = (a·g_a)/c1 = (c2·s_y + wy·τ²K)/c1    (aᵀMa = |y|² = τ²K, saved by the forward),
+  // with M a for a block of kHypLoRABlock tokens from one small GEMM (hyplora_token_pass), and
+  // ∂B's second term B·S, S = Σ wy·a aᵀ, after the pass (hyplora_add_bs). The radial part of
+  // ∂x_a (Eq. (165)) is written here, row by row, so the tangential GEMM after the pass only
+  // accumulates onto it.
   Ga.resize(N, r);
   gemm(T(1), G, false, Bv, false, T(0), Ga);
   T* gX = nullptr;  // ∂x_a's buffer (N, D_in): assigned by the radial part when fresh
@@ -107,20 +105,17 @@ void hyplora_backward(Tape<T>& t, int id) {
     gX_fresh = o.fresh;
   }
   const bool par = N * ((needX ? D : 0) + 2 * r * r) >= kHypLoRAParallelMinWork;
-  const auto sums = hyplora_blocks<T>(N, r, par, Q, parts, needB ? &S : nullptr,
-                                      [&](Index i0, Index nb, T* Qt, T* part, bool first, double& dR, double& dS) {
-    const T* ab = a.data() + i0 * r;
-    gemm<T>(nb, r, r, T(1), ab, r, false, M.data(), r, false, T(0), Qt, r);  // Q = a·M
+  const auto sums = hyplora_token_pass<T>(N, r, par, scratch, [&](Index i0, Index nb, T* Q, T* w, double& dR, double& dS) {
+    gemm<T>(nb, r, r, T(1), a.data() + i0 * r, r, false, M.data(), r, false, T(0), Q, r);  // Q = a·M
     for (Index i = i0; i < i0 + nb; ++i) {
       T* gi = Ga.data() + i * r;
-      T* qi = Qt + (i - i0) * r;
+      const T* qi = Q + (i - i0) * r;
       const T* ai = a.data() + i * r;
       const T rho = sc(i, kRho), c = sc(i, kC), tau = sc(i, kTau), c2 = sc(i, kC2);
       const T c1 = c / sigma;
       const T s_y = gso * dot_lanes(ai, gi, r);
       const T wy = asinhc_d2(tau, c2) / K * s_y;
-      for (Index j = 0; j < r; ++j) gi[j] = gso * c2 * gi[j] + wy * qi[j];
-      const T s_x = dot_lanes(ai, gi, r) / c1;
+      const T s_x = (c2 * s_y + wy * tau * tau * K) / c1;
       const HypLoRARowGrads<T> rg = hyplora_row_grads(HypLoRARowScalars<T>{rho, c, tau, c2}, s_x, s_y, sigma, R, sig_out);
       dR += static_cast<double>(rg.dR);
       dS += static_cast<double>(rg.dS);
@@ -132,18 +127,18 @@ void hyplora_backward(Tape<T>& t, int id) {
         else
           for (Index j = 0; j < D; ++j) gxi[j] += rg.kx * xi[j];
       }
-      for (Index j = 0; j < r; ++j) gi[j] *= c1;  // Ga = c1 ⊙ g_a
-      for (Index j = 0; j < r; ++j) qi[j] = wy * ai[j];
+      const T p = c1 * gso * c2, q = c1 * wy;  // Ga = c1 ⊙ g_a
+      for (Index j = 0; j < r; ++j) gi[j] = p * gi[j] + q * qi[j];
+      w[i] = wy;
     }
-    if (needB) gemm<T>(r, r, nb, T(1), ab, r, true, Qt, r, false, first ? T(0) : T(1), part, r);  // S += aᵀ(wy·a)
   });
   const double dRs = sums.first, dSs = sums.second;
-  if (needB) gemm<T>(Bv.rows(), r, r, T(1), Bv.data(), r, false, S.data(), r, false, T(1), dB, r);  // Eq. (163), 2nd term
   if (needA) {                                                 // Eq. (164)
     auto dA = t.grad_out(A);
     gemm(T(1), Ga, true, Xa, false, dA.fresh ? T(0) : T(1), dA.view);
   }
   if (needX) gemm<T>(N, D, r, T(1), Ga.data(), r, false, t.value(A).data(), D, false, T(1), gX, D);  // Eq. (165), tangential
+  if (needB) hyplora_add_bs(a.data(), N, r, Ga.data(), scratch, Bv.data(), Bv.rows(), dB);  // Eq. (163), 2nd term
   if (needR) t.grad_acc(Rid)(0, 0) += static_cast<T>(dRs);            // Eq. (166)
   if (needS) t.grad_acc(Sid)(0, 0) += static_cast<T>(dSs);            // Eq. (167)
   base_backward();
@@ -218,7 +213,7 @@ Var<T> hyplora_node(const char* op, Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, V
       const T c1 = c / sv;
       T* ai = a.data() + i * r;
       T* wi = Wa.data() + i * r;
-      double q2 = dot_lanes_double(wi, ai, r) * static_cast<double>(c1) * static_cast<double>(c1);
+      const double q2 = dot_lanes_double(wi, ai, r) * static_cast<double>(c1) * static_cast<double>(c1);
       T tau, c2;
       hyplora_out_scalars(q2, Rv, tau, c2);
       for (Index j = 0; j < r; ++j) ai[j] *= c1;

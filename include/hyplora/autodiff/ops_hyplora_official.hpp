@@ -26,7 +26,7 @@
 #include <string>
 #include <utility>
 
-#include "hyplora/autodiff/detail/hyplora_blocks.hpp"
+#include "hyplora/autodiff/detail/hyplora_token_pass.hpp"
 #include "hyplora/autodiff/detail/hyplora_rows.hpp"  // threading helpers of the per-token passes
 #include "hyplora/autodiff/detail/linear_base.hpp"   // also detail::gemm
 #include "hyplora/autodiff/ops_elementwise.hpp"
@@ -54,9 +54,9 @@ struct OfficialHypLoRAConstants {
 namespace detail {
 namespace radial_lora {
 
-// kGa: P, then c1·g_a; kS: Σ kappa·s_y·a aᵀ; kQ: one (kHypLoRABlock, R) block per thread; kParts: one
-// row per thread, its partial R×R sum and the two scalar parameters' gradients (store_split).
-enum Saved { kU = 0, kWa = 1, kSc = 2, kM = 3, kGa = 4, kS = 5, kQ = 6, kParts = 7, kSavedCount = 8 };
+// kGa: P, then c1·g_a, then f ⊙ U for ∂B's R×R term; kScratch: the backward's
+// hyplora_token_pass scratch (f = kappa·s_y·c1² per token and a slot per thread, then S).
+enum Saved { kU = 0, kWa = 1, kSc = 2, kM = 3, kGa = 4, kScratch = 5, kSavedCount = 6 };
 
 /// Per-token scalars (columns of saved[kSc]), Eq. (184)–(186):
 ///   a = c1·U (U = A x_a), out = w·y (y = B a), kappa = (dw/d|y|)/|y| so that
@@ -64,26 +64,6 @@ enum Saved { kU = 0, kWa = 1, kSc = 2, kM = 3, kGa = 4, kS = 5, kQ = 6, kParts =
 ///   map's backward is g_x += kappa_x·(U·g_a)·x,
 ///   ∂L/∂p_j += alpha_j·(G·y) + beta_j·(U·g_a) for the node's two scalar parameters p_0, p_1.
 enum Col { kC1 = 0, kW, kKappa, kKappaX, kAlpha0, kBeta0, kAlpha1, kBeta1, kCols };
-
-/// uᵀ M u in double for a symmetric R×R M (M = BᵀB), summed as Σ_j u_j·(Σ_k M_kj u_k): the inner
-/// sums run over a fixed-size stack chunk of j so they vectorise (independent lanes, each summed
-/// in k order) instead of one latency-bound dependent chain per j.
-template <class T>
-double quad_form_double(const T* M, const T* u, Index r) {
-  constexpr Index kChunk = 32;
-  double q = 0.0;
-  for (Index j0 = 0; j0 < r; j0 += kChunk) {
-    const Index nj = std::min<Index>(kChunk, r - j0);
-    double mu[kChunk] = {};
-    for (Index k = 0; k < r; ++k) {
-      const double uk = static_cast<double>(u[k]);
-      const T* Mk = M + k * r + j0;
-      for (Index jj = 0; jj < nj; ++jj) mu[jj] += static_cast<double>(Mk[jj]) * uk;
-    }
-    for (Index jj = 0; jj < nj; ++jj) q += mu[jj] * static_cast<double>(u[j0 + jj]);
-  }
-  return q;
-}
 
 /// Forward of the skeleton: writes U, M = BᵀB, the scalars and W_a = w·c1·U (N, R), then adds
 /// W_a·Bᵀ to the node's value (which already holds the base map; a branch-only node has none and
@@ -145,10 +125,10 @@ void forward(Tape<T>& t, int id, int xa, int A, int B, const Row& row, const cha
 ///   ∂B += Gᵀ·W_a + B·Σ kappa·s_y·a aᵀ;  ∂A += (c1 g_a)ᵀ·X_a;
 ///   ∂x_a += (c1 g_a)·A + kappa_x·s_x·x_a;  ∂p_j += Σ alpha_j·s_y + beta_j·s_x (returned in dp).
 /// Parents that need no gradient cost nothing; the scalar sums are accumulated in double. The
-/// per-token work runs over blocks of kHypLoRABlock tokens shared out statically over OpenMP threads,
-/// with M·u and Σ f·u uᵀ as small GEMMs per block; each thread sums its blocks' R×R term and
-/// scalars, and the partials are added in thread order (bitwise-reproducible for a fixed thread
-/// count). The radial part of ∂x_a is written row by row there, so the tangential GEMM only
+/// per-token work (M·u from a small GEMM per block of kHypLoRABlock tokens) runs on contiguous
+/// shares of the blocks over OpenMP threads;
+/// each thread sums its scalars, and the partials are added in thread order (bitwise-reproducible
+/// for a fixed thread count); Σ f·u uᵀ is one small GEMM after the pass (hyplora_add_bs). The radial part of ∂x_a is written row by row there, so the tangential GEMM only
 /// accumulates onto it.
 template <class T>
 void backward(Tape<T>& t, int id, int xa, int A, int B, const bool need_p[2], double dp[2]) {
@@ -161,10 +141,8 @@ void backward(Tape<T>& t, int id, int xa, int A, int B, const bool need_p[2], do
   const Tensor<T>& Wa = n.saved[kWa];       // (N, R)
   const Tensor<T>& sc = n.saved[kSc];       // (N, kCols)
   const Tensor<T>& M = n.saved[kM];         // (R, R)
-  Tensor<T>& Ga = n.saved[kGa];             // (N, R): P, then c1·g_a
-  Tensor<T>& S = n.saved[kS];               // (R, R)
-  Tensor<T>& Q = n.saved[kQ];               // (threads·kHypLoRABlock, R)
-  Tensor<T>& parts = n.saved[kParts];       // (threads, R² + 4)
+  Tensor<T>& Ga = n.saved[kGa];             // (N, R): P, then c1·g_a, then f ⊙ U
+  Tensor<T>& scratch = n.saved[kScratch];   // f, per-thread M·u slots; then S
   const auto Xa = t.value(xa);
   const auto Bv = t.value(B);
   const Index N = U.rows(), r = U.cols(), D = Xa.cols();
@@ -185,13 +163,11 @@ void backward(Tape<T>& t, int id, int xa, int A, int B, const bool need_p[2], do
     gX_fresh = o.fresh;
   }
   const bool par = N * ((needX ? D : 0) + 2 * r * r) >= kHypLoRAParallelMinWork;
-  const auto sums = hyplora_blocks<T>(N, r, par, Q, parts, needB ? &S : nullptr,
-                                      [&](Index i0, Index nb, T* Qt, T* part, bool first, double& s0, double& s1) {
-    const T* Ub = U.data() + i0 * r;
-    gemm<T>(nb, r, r, T(1), Ub, r, false, M.data(), r, false, T(0), Qt, r);  // Q = U·M
+  const auto sums = hyplora_token_pass<T>(N, r, par, scratch, [&](Index i0, Index nb, T* Q, T* f, double& s0, double& s1) {
+    gemm<T>(nb, r, r, T(1), U.data() + i0 * r, r, false, M.data(), r, false, T(0), Q, r);  // Q = U·M
     for (Index i = i0; i < i0 + nb; ++i) {
       T* gi = Ga.data() + i * r;
-      T* qi = Qt + (i - i0) * r;
+      const T* qi = Q + (i - i0) * r;
       const T* ui = U.data() + i * r;
       const T* s = sc.data() + i * kCols;
       const T c1 = s[kC1], w = s[kW];
@@ -211,19 +187,17 @@ void backward(Tape<T>& t, int id, int xa, int A, int B, const bool need_p[2], do
           for (Index j = 0; j < D; ++j) gxi[j] += kx * xi[j];
       }
       for (Index j = 0; j < r; ++j) gi[j] *= c1;
-      const T f = ky * c1 * c1;
-      for (Index j = 0; j < r; ++j) qi[j] = f * ui[j];
+      f[i] = ky * c1 * c1;  // Σ f·u uᵀ = Σ kappa·s_y·a aᵀ
     }
-    if (needB) gemm<T>(r, r, nb, T(1), Ub, r, true, Qt, r, false, first ? T(0) : T(1), part, r);  // Σ f·u uᵀ
   });
   dp[0] = sums.first;
   dp[1] = sums.second;
-  if (needB) gemm<T>(Bv.rows(), r, r, T(1), Bv.data(), r, false, S.data(), r, false, T(1), dB, r);
   if (needA) {
     auto o = t.grad_out(A);
     gemm(T(1), Ga, true, Xa, false, o.fresh ? T(0) : T(1), o.view);
   }
   if (needX) gemm<T>(N, D, r, T(1), Ga.data(), r, false, t.value(A).data(), D, false, T(1), gX, D);
+  if (needB) hyplora_add_bs(U.data(), N, r, Ga.data(), scratch, Bv.data(), Bv.rows(), dB);
 }
 
 /// Shape checks shared by the adapter nodes: x, x_a (N, D_in), W0 (D_out, D_in), A (R, D_in),

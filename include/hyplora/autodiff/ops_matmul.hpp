@@ -40,8 +40,13 @@ namespace hyplora::ad {
 namespace detail {
 
 #if defined(HYPLORA_USE_BLAS) && defined(EIGEN_USE_BLAS)
-/// GEMMs below this many multiply-adds run as one BLAS call (a fork/join would cost more).
-inline constexpr double kGemmSplitMinMacs = double(1 << 20);
+/// GEMMs below this many multiply-adds run as one BLAS call, single-threaded inside OpenBLAS;
+/// from here on OpenBLAS would thread the call itself (its default threshold is 4·65536 = 2¹⁸
+/// multiply-adds), and its threaded level-3 driver mallocs a 512 KB buffer per call (gdb on a
+/// 32×32×512 sgemm: sgemm_thread_nt → malloc(524288)), i.e. a heap allocation and fresh pages on
+/// every training step. So every GEMM big enough for OpenBLAS to thread is split here instead
+/// (docs/autodiff.md, "Threads").
+inline constexpr double kGemmSplitMinMacs = double(1 << 18);
 /// Block boundaries of the threaded split are multiples of this (whole BLAS micro-tiles).
 inline constexpr Index kGemmSplitAlign = 16;
 

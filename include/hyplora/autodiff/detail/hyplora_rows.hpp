@@ -3,6 +3,7 @@
 // CUDA kernels (cuda/ops_hyplora.cuh) so each formula exists once. Raw scalars, HYPLORA_HD.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -141,6 +142,26 @@ inline int hyplora_run_team(bool parallel, F&& body) {
 inline void hyplora_share(std::ptrdiff_t n, int tid, int team, std::ptrdiff_t& begin, std::ptrdiff_t& end) {
   begin = n * tid / team;
   end = n * (tid + 1) / team;
+}
+
+/// uᵀ M u in double for a symmetric R×R M (M = BᵀB), summed as Σ_j u_j·(Σ_k M_kj u_k): the inner
+/// sums run over a fixed-size stack chunk of j so they vectorise (independent lanes, each summed
+/// in k order) instead of one latency-bound dependent chain per j.
+template <class T>
+inline double quad_form_double(const T* M, const T* u, std::ptrdiff_t r) {
+  constexpr std::ptrdiff_t kChunk = 32;
+  double q = 0.0;
+  for (std::ptrdiff_t j0 = 0; j0 < r; j0 += kChunk) {
+    const std::ptrdiff_t nj = std::min<std::ptrdiff_t>(kChunk, r - j0);
+    double mu[kChunk] = {};
+    for (std::ptrdiff_t k = 0; k < r; ++k) {
+      const double uk = static_cast<double>(u[k]);
+      const T* Mk = M + k * r + j0;
+      for (std::ptrdiff_t jj = 0; jj < nj; ++jj) mu[jj] += static_cast<double>(Mk[jj]) * uk;
+    }
+    for (std::ptrdiff_t jj = 0; jj < nj; ++jj) q += mu[jj] * static_cast<double>(u[j0 + jj]);
+  }
+  return q;
 }
 
 /// A double partial sum kept in two T slots, hi + lo (lo = 0 for T = double), so per-thread

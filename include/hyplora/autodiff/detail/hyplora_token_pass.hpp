@@ -1,0 +1,90 @@
+// hyplora/autodiff/detail/hyplora_token_pass.hpp — the token pass the CPU HypLoRA backwards share
+// (ops_hyplora.hpp, ops_hyplora_official.hpp), and ∂B's R×R term (docs/hyplora.md Eq. (163)).
+//
+// Memory is the point of this layout: the node must cost about what LoRA costs (issue #4: ≤ 1.02×
+// at every benchmark shape, including N 128, D 256, R 32, where a step is ≈ 0.56 MB). So the
+// backward keeps no per-thread R×R partials. Per token it needs M·v_i, formed for a block of
+// kHypLoRABlock tokens at a time by a small GEMM into a per-thread slot, and leaves one weight
+// w_i; ∂B's term B·S with S = Vᵀ·diag(w)·V is one GEMM after the pass, through the (N, R) work
+// buffer once the caller's GEMMs are done with it. One scratch buffer serves both phases:
+//   during the pass:  [ w (N) | per thread: Q (kHypLoRABlock×R) + two split doubles, 64-byte padded ]
+//   afterwards:       [ S (R×R) ]
+// The per-token math stays in each node.
+#pragma once
+
+#include <algorithm>
+#include <utility>
+
+#include "hyplora/autodiff/detail/hyplora_rows.hpp"
+#include "hyplora/autodiff/ops_matmul.hpp"  // detail::gemm
+#include "hyplora/autodiff/tensor.hpp"
+
+namespace hyplora::ad::detail {
+
+/// Tokens per block of the pass: the unit of the per-block GEMM Q = V_block·M (M = BᵀB) through
+/// a thread's slot. Small on purpose: the slot, kHypLoRABlock·R values per thread, is the only
+/// per-thread memory the node adds (at R 32 and two threads the whole scratch still fits in the
+/// R×R that S needs afterwards, for N ≥ 128), and a GEMM of 8 rows is still one BLAS call.
+constexpr Index kHypLoRABlock = 8;
+
+/// Elements of one thread's slot in the scratch: a (kHypLoRABlock, R) block and two split
+/// doubles, rounded up to a 64-byte line so two threads never write the same line.
+template <class T>
+constexpr Index hyplora_thread_slot(Index r) {
+  constexpr Index line = static_cast<Index>(64 / sizeof(T)) > 0 ? static_cast<Index>(64 / sizeof(T)) : 1;
+  return (kHypLoRABlock * r + 4 + line - 1) / line * line;
+}
+
+/// Runs block(i0, nb, Q, w, s0, s1) for every block [i0, i0 + nb) of kHypLoRABlock tokens (the
+/// last may be shorter), on an OpenMP team when `parallel` (each thread a contiguous share of
+/// the blocks, hyplora_share). Q is the running thread's (kHypLoRABlock, R) slot; w points at
+/// the per-token weights (block writes w[i] for its tokens, used by hyplora_add_bs); s0, s1 are
+/// the thread's two double sums. Returns the sums over all tokens, added in thread order
+/// (bitwise-reproducible for a fixed thread count).
+template <class T, class Block>
+std::pair<double, double> hyplora_token_pass(Index N, Index r, bool parallel, Tensor<T>& scratch, Block&& block) {
+  const Index slot = hyplora_thread_slot<T>(r);
+  const Index need = N + hyplora_max_threads() * slot;
+  scratch.resize(std::max(need, r * r), 1);  // r·r: S reuses it (hyplora_add_bs)
+  T* w = scratch.data();
+  T* slots = scratch.data() + N;
+  const Index nblocks = (N + kHypLoRABlock - 1) / kHypLoRABlock;
+  const int team = hyplora_run_team(parallel && nblocks > 1, [&](int tid, int nth) {
+    Index b0, b1;
+    hyplora_share(nblocks, tid, nth, b0, b1);
+    T* mine = slots + tid * slot;
+    double s0 = 0.0, s1 = 0.0;
+    for (Index blk = b0; blk < b1; ++blk) {
+      const Index i0 = blk * kHypLoRABlock;
+      block(i0, std::min<Index>(kHypLoRABlock, N - i0), mine, w, s0, s1);
+    }
+    store_split(s0, mine + kHypLoRABlock * r);
+    store_split(s1, mine + kHypLoRABlock * r + 2);
+  });
+  std::pair<double, double> sums{0.0, 0.0};
+  for (int th = 0; th < team; ++th) {  // fixed order
+    const T* mine = slots + th * slot + kHypLoRABlock * r;
+    sums.first += load_split(mine);
+    sums.second += load_split(mine + 2);
+  }
+  return sums;
+}
+
+/// ∂B += B·S with S = Vᵀ·diag(w)·V (Eq. (163), second term; w from hyplora_token_pass, in
+/// `scratch`). V: (N, R) — a (exact node) or U (radial nodes); work: an (N, R) buffer the caller
+/// no longer needs (it is overwritten with w ⊙ V); B: (D_out, R); dB: (D_out, R).
+template <class T>
+void hyplora_add_bs(const T* V, Index N, Index r, T* work, Tensor<T>& scratch, const T* B, Index d_out, T* dB) {
+  const T* w = scratch.data();
+  for (Index i = 0; i < N; ++i) {
+    const T wi = w[i];
+    const T* vi = V + i * r;
+    T* oi = work + i * r;
+    for (Index j = 0; j < r; ++j) oi[j] = wi * vi[j];
+  }
+  T* S = scratch.data();  // w is dead once work holds w ⊙ V
+  gemm<T>(r, r, N, T(1), V, r, true, work, r, false, T(0), S, r);
+  gemm<T>(d_out, r, r, T(1), B, r, false, S, r, false, T(1), dB, r);
+}
+
+}  // namespace hyplora::ad::detail
