@@ -179,10 +179,8 @@ void register_all() {
           if (k.kind == nn::AdapterKind::none || k.kind == nn::AdapterKind::lora) continue;
           const std::string name = std::string("Paired/") + k.name + "/n:" + std::to_string(n) + "/d:" + std::to_string(d) +
                                    "/r:" + std::to_string(r);
-          // 2 s: hundreds of pairs at the small shapes, where one step is under a millisecond.
           benchmark::RegisterBenchmark(name.c_str(), [k, n, d, r](benchmark::State& s) { PairedStep(s, k.kind, n, d, r); })
               ->Unit(benchmark::kMillisecond)
-              ->MinTime(2.0)
               ->UseRealTime();
         }
 }

@@ -49,12 +49,16 @@ filter="^Adapter/$kinds/$shapes(/|\$)"
 if [[ $paired == 1 ]]; then
   # Peak memory is exact: one short pass over the Adapter/ benchmarks gives it.
   "$bin" --benchmark_filter="$filter" --benchmark_min_time=0.01 \
-    --benchmark_format=json --benchmark_out="$dir/memory.json" --benchmark_out_format=json "${extra[@]}" >/dev/null
+    --benchmark_format=json --benchmark_out="$dir/memory.json" --benchmark_out_format=json >/dev/null
   filter="^Paired/$kinds/$shapes(/|\$)"
 fi
 echo "bench_adapters: OMP_NUM_THREADS=$OMP_NUM_THREADS, $rounds rounds, filter '$filter'" >&2
+# Step pairs: 2 s per benchmark by default (hundreds of pairs where a step is under a
+# millisecond); a later --benchmark_min_time in the extra args wins (more pairs at big shapes).
+pairs_time=()
+[[ $paired == 1 ]] && pairs_time=(--benchmark_min_time=2)
 for ((i = 0; i < rounds; ++i)); do
-  "$bin" --benchmark_filter="$filter" --benchmark_enable_random_interleaving=true \
+  "$bin" --benchmark_filter="$filter" --benchmark_enable_random_interleaving=true "${pairs_time[@]}" \
     --benchmark_format=json --benchmark_out="$dir/round$i.json" --benchmark_out_format=json "${extra[@]}" >/dev/null
   echo "  round $((i + 1))/$rounds done" >&2
 done

@@ -6,6 +6,7 @@
 #include <cmath>
 #include "support/base_map.hpp"  // the base map through the tape's own linear node
 #include <hyplora/autodiff/ops_hyplora.hpp>
+#include <hyplora/autodiff/ops_lora.hpp>
 #include <hyplora/manifold/detail/lorentz_rows.hpp>
 #include <hyplora/testing/gradcheck.hpp>
 #include <limits>
@@ -105,6 +106,48 @@ TEST_CASE("hyplora_linear gradients over many tokens (N = 150): ∂B's R×R term
   };
   auto res = hyplora::testing::gradcheck(f, in);
   CHECK_MESSAGE(res.ok, res.report);
+}
+
+TEST_CASE("memory: a training step's tape buffers stay within 1.02x LoRA's at N 128, D 256, R 32") {
+  // The adapter benchmarks' tightest shape (R² = 4·D, a 0.56 MB step): the node's own buffers
+  // (4 scalars per token, BᵀB, and the backward's scratch, detail/hyplora_token_pass.hpp) must
+  // not outgrow 2 % of LoRA's step, with any thread count (the scratch has a slot per thread).
+  // Counts every tape buffer: values, gradients, saved tensors.
+  const Eigen::Index n = 128, d = 256, r = 32;
+  std::srand(41);
+  const MatrixR<float> X = MatrixR<float>::Random(n, d), W0 = MatrixR<float>::Random(d, d) * 0.05f,
+                       A = MatrixR<float>::Random(r, d) * 0.05f, B = MatrixR<float>::Random(d, r) * 0.02f,
+                       G = MatrixR<float>::Random(n, d);
+  const auto step_bytes = [&](bool hyp) {
+    Tape<float> t;
+    auto x = t.leaf(X), W = t.constant(W0), a = t.leaf(A), b = t.leaf(B);
+    const Var<float> z = hyp ? hyplora::ad::hyplora_linear(x, W, x, a, b, t.constant(MatrixR<float>::Constant(1, 1, 1.0f)),
+                                                           t.constant(MatrixR<float>::Constant(1, 1, 1.0f)), {2.0, false})
+                             : hyplora::ad::lora_linear(x, W, x, a, b, 2.0f);
+    t.backward(z, G);
+    long long k = 0;
+    for (int i = 0; i < t.size(); ++i) {
+      const auto& nd = t.node(i);
+      k += nd.own_value.size() + nd.own_grad.size();
+      for (const auto& sv : nd.saved) k += sv.size();
+    }
+    return k * static_cast<long long>(sizeof(float));
+  };
+#ifdef _OPENMP
+  const int prev = omp_get_max_threads();
+  for (int threads : {1, 2, 4}) {
+    omp_set_num_threads(threads);
+#else
+  for (int threads : {1}) {
+#endif
+    CAPTURE(threads);
+    const long long lora = step_bytes(false), hyp = step_bytes(true);
+    MESSAGE("tape bytes of a step, " << threads << " thread(s): LoRA " << lora << ", HypLoRA " << hyp);
+    CHECK(static_cast<double>(hyp) <= 1.02 * static_cast<double>(lora));
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(prev);
+#endif
 }
 
 TEST_CASE("hyplora_branch is hyplora_linear less the base map, and its gradients match central differences") {
