@@ -20,6 +20,7 @@
 #include <hyplora/testing/gradcheck.hpp>
 
 #include "support/alloc_counter.hpp"
+#include "support/tape_bytes.hpp"
 
 using hyplora::Index;
 using hyplora::MatrixR;
@@ -46,19 +47,6 @@ int exact_rows(ad::Var<double> s) {
   int k = 0;
   for (Index i = 0; i < rows.rows(); ++i) k += rows(i, ad::detail::kDoraExact) != 0.0 ? 1 : 0;
   return k;
-}
-
-/// Bytes the tape's nodes hold (values, gradients, saved tensors): what an op's design decides,
-/// independent of the BLAS's own transient work buffers (OpenBLAS mallocs some when it threads).
-template <class T>
-long long tape_bytes(ad::Tape<T>& t) {
-  long long k = 0;
-  for (int i = 0; i < t.size(); ++i) {
-    const auto& n = t.node(i);
-    k += n.own_value.size() + n.own_grad.size();
-    for (const auto& sv : n.saved) k += sv.size();
-  }
-  return k * static_cast<long long>(sizeof(T));
 }
 
 double rel(const MD& a, const MD& b) {
@@ -205,7 +193,7 @@ TEST_CASE("dora_scale: no (D_out, D_in) buffer, and no allocation when a tape is
     auto W = t.param(store, pW), A = t.param(store, pA), B = t.param(store, pB), m = t.param(store, pm);
     auto s = fused ? ad::dora_scale(W, A, B, m, 2.0f) : hyplora::nn::dora_scale_composed(W, A, B, m, 2.0f);
     t.backward(s, seed);
-    return tape_bytes(t);
+    return hyplora::testing::tape_bytes(t);
   };
   const long long dd = static_cast<long long>(d * d * sizeof(float));
   const long long fused = bytes_of(true), composed = bytes_of(false);
@@ -373,7 +361,7 @@ TEST_CASE("DoRA layer step: within 1.1x LoRA's tape bytes, and no allocation on 
     ad::Tape<float> tl, td;
     CHECK(big.run(tl, false, dropout));
     CHECK(big.run(td, true, dropout));
-    const long long lora = tape_bytes(tl), dora = tape_bytes(td);
+    const long long lora = hyplora::testing::tape_bytes(tl), dora = hyplora::testing::tape_bytes(td);
     MESSAGE("tape bytes of a step (N 512, D 256, R 8): LoRA " << lora << ", DoRA " << dora);
     // x_a = x: LoRA's four (N, D) tensors and small ones. A separate x_a: one (N, D) more, y.
     CHECK(static_cast<double>(dora) <= (dropout ? 1.3 : 1.1) * static_cast<double>(lora));

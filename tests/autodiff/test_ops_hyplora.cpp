@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include "support/base_map.hpp"  // the base map through the tape's own linear node
+#include "support/tape_bytes.hpp"
 #include <hyplora/autodiff/ops_hyplora.hpp>
 #include <hyplora/autodiff/ops_lora.hpp>
 #include <hyplora/manifold/detail/lorentz_rows.hpp>
@@ -125,13 +126,7 @@ TEST_CASE("memory: a training step's tape buffers stay within 1.02x LoRA's at N 
                                                            t.constant(MatrixR<float>::Constant(1, 1, 1.0f)), {2.0, false})
                              : hyplora::ad::lora_linear(x, W, x, a, b, 2.0f);
     t.backward(z, G);
-    long long k = 0;
-    for (int i = 0; i < t.size(); ++i) {
-      const auto& nd = t.node(i);
-      k += nd.own_value.size() + nd.own_grad.size();
-      for (const auto& sv : nd.saved) k += sv.size();
-    }
-    return k * static_cast<long long>(sizeof(float));
+    return hyplora::testing::tape_bytes(t);
   };
 #ifdef _OPENMP
   const int prev = omp_get_max_threads();
