@@ -51,9 +51,19 @@ else
   step bootstrap 90 bash scripts/bootstrap.sh
 fi
 
+# Ninja when there is one (unpacked from .deps or installed): several targets build in parallel,
+# where Make's top-level Makefile builds the goals of one command one after the other.
+generator_args=()
+if [ -x .deps/prefix/usr/bin/ninja ]; then
+  generator_args=(-G Ninja -DCMAKE_MAKE_PROGRAM="$root/.deps/prefix/usr/bin/ninja")
+elif command -v ninja > /dev/null; then
+  generator_args=(-G Ninja)
+fi
+[ ${#generator_args[@]} -gt 0 ] && build="$build-ninja"  # a build folder keeps its generator
+
 # -Werror is CI's job (nvcc 13 here): the host compiler there differs, and a new warning must not
 # cost the scarce device time.
-step configure 90 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+step configure 90 cmake -S "$root" -B "$build" "${generator_args[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DHYPLORA_ENABLE_CUDA=ON -DHYPLORA_BUILD_EXAMPLES=ON -DHYPLORA_INSTALL=OFF "${prefix_args[@]}" \
   -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)"
 

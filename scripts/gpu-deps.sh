@@ -6,5 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .deps
 cd .deps
-apt-get download libeigen3-dev doctest-dev libbenchmark-dev libbenchmark1debian nlohmann-json3-dev libcli11-dev
+# ninja-build: gpu-check.sh builds its targets with Ninja, which runs them in parallel (Make's
+# top-level Makefile is .NOTPARALLEL across goals: 215 s of serial nvcc on the H200 machine).
+apt-get download libeigen3-dev doctest-dev libbenchmark-dev libbenchmark1debian nlohmann-json3-dev libcli11-dev ninja-build
 ls -l ./*.deb
