@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <hyplora/autodiff/ops_elementwise.hpp>
@@ -27,6 +28,7 @@
 #include <hyplora/cuda/context.hpp>
 #include <hyplora/cuda/cublas.hpp>
 #include <hyplora/cuda/device.hpp>
+#include <hyplora/cuda/detail/linear_base.cuh>
 #include <hyplora/cuda/device_tensor.hpp>
 #include <hyplora/cuda/error.hpp>
 #include <hyplora/cuda/kernels/adamw.cuh>
@@ -240,9 +242,11 @@ TEST_CASE_TEMPLATE("cross_entropy forward/backward match ad::cross_entropy with 
 TEST_CASE_TEMPLATE("layer_norm forward/backward match ad::layer_norm", T, float, double) {
   hc::DeviceContext dc;
   const auto ctx = dc.context();
+  // N = 1000: more rows than the column reduction's 32 lanes, not a multiple of them.
+  for (Index N : {Index(5), Index(1000)})
   for (Index C : {Index(1), Index(33), Index(700)}) {
+    CAPTURE(N);
     CAPTURE(C);
-    const Index N = 5;
     const MD X = as<T>((rnd(N, C, 3.0).array() + 2.0).matrix()), Gm = as<T>(rnd(1, C)), Bt = as<T>(rnd(1, C));
     const MD G = as<T>(rnd(N, C)), D0 = as<T>(rnd(N, C)), Dg0 = as<T>(rnd(1, C)), Db0 = as<T>(rnd(1, C));
     ad::Tape<double> t;
@@ -264,6 +268,24 @@ TEST_CASE_TEMPLATE("layer_norm forward/backward match ad::layer_norm", T, float,
   }
   hc::DeviceTensor<T> x(2, 3), g(1, 4), b(1, 3), y(2, 3), st;
   CHECK_THROWS_AS(hc::layer_norm_forward<T>(ctx, x.cview(), g.cview(), b.cview(), y.view(), st), hyplora::shape_error);
+}
+
+TEST_CASE_TEMPLATE("bias gradients: the column reduction adds Σ_rows G for any shape", T, float, double) {
+  hc::DeviceContext dc;
+  const auto ctx = dc.context();
+  // Rows below, at and past the 32 row lanes; columns below and past one 32-wide block, and past
+  // col_blocks' 65535-block grid (the grid-stride path).
+  const std::vector<std::pair<Index, Index>> shapes{{1, 1}, {31, 5}, {32, 33}, {1000, 70}, {3, 65535 * 32 + 40}};
+  for (const auto& sh : shapes) {
+    const Index N = sh.first, D = sh.second;
+    CAPTURE(N);
+    CAPTURE(D);
+    const MD G = as<T>(rnd(N, D)), B0 = as<T>(rnd(1, D));
+    auto dG = up<T>(G, ctx), dB = up<T>(B0, ctx);
+    hc::DeviceTensor<T> x(N, 1, *ctx.alloc), W(D, 1, *ctx.alloc);  // only their shapes are read
+    hc::detail::linear_base_backward<T>(ctx, x.cview(), W.cview(), dG.cview(), {}, {}, dB.view());
+    CHECK(rel_err(down(dB, ctx), MD(B0 + G.colwise().sum())) < tol_grad<T>());
+  }
 }
 
 TEST_CASE_TEMPLATE("adamw_step matches optim::detail::adam_update over several steps", T, float, double) {

@@ -49,7 +49,7 @@ void linear_base_backward(const Context& ctx, DeviceView<const T> x, DeviceView<
   if (dx.present()) gemm<T>(ctx.blas, Op::N, Op::N, N, Din, Dout, T(1), G.data, Dout, W0.data, Din, T(1), dx.data, Din);
   if (dW0.present()) gemm<T>(ctx.blas, Op::T, Op::N, Dout, Din, N, T(1), G.data, Dout, x.data, Din, T(1), dW0.data, Din);
   if (db.present() && Dout > 0) {
-    add_col_sums_kernel<T><<<flat_blocks(Dout), kFlatThreads, 0, ctx.stream>>>(G.data, N, Dout, db.data);
+    add_col_sums_kernel<T><<<col_blocks(Dout), kColThreads, 0, ctx.stream>>>(G.data, N, Dout, db.data);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }
 }

@@ -65,22 +65,30 @@ __global__ void layer_norm_dx_kernel(const T* __restrict__ x, const T* __restric
   }
 }
 
-// One thread per column: dγ_j += Σ_i g_ij x̂_ij, dβ_j += Σ_i g_ij (either may be null).
+// dγ_j += Σ_i g_ij x̂_ij, dβ_j += Σ_i g_ij (either may be null): the column reduction of
+// block_reduce.cuh (kColWidth columns × kColLanes row lanes per block, fixed-order lane sums).
 template <class T>
 __global__ void layer_norm_dparams_kernel(const T* __restrict__ x, const T* __restrict__ stats,
                                           const T* __restrict__ g, T* __restrict__ dgamma, T* __restrict__ dbeta,
                                           std::int64_t N, std::int64_t C) {
   using A = acc_t<T>;
-  for (std::int64_t j = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; j < C;
-       j += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  const std::int64_t tx = threadIdx.x % kColWidth, ty = threadIdx.x / kColWidth;
+  for (std::int64_t j0 = blockIdx.x * static_cast<std::int64_t>(kColWidth); j0 < C;
+       j0 += static_cast<std::int64_t>(gridDim.x) * kColWidth) {  // block-uniform loop
+    const std::int64_t j = j0 + tx;
     A sg = A(0), sb = A(0);
-    for (std::int64_t i = 0; i < N; ++i) {
-      const A gi = static_cast<A>(g[i * C + j]);
-      sg += gi * (static_cast<A>(x[i * C + j]) - static_cast<A>(stats[2 * i])) * static_cast<A>(stats[2 * i + 1]);
-      sb += gi;
+    if (j < C)
+      for (std::int64_t i = ty; i < N; i += kColLanes) {
+        const A gi = static_cast<A>(g[i * C + j]);
+        sg += gi * (static_cast<A>(x[i * C + j]) - static_cast<A>(stats[2 * i])) * static_cast<A>(stats[2 * i + 1]);
+        sb += gi;
+      }
+    sg = column_lane_sum(sg);
+    sb = column_lane_sum(sb);
+    if (ty == 0 && j < C) {
+      if (dgamma) dgamma[j] = static_cast<T>(static_cast<A>(dgamma[j]) + sg);
+      if (dbeta) dbeta[j] = static_cast<T>(static_cast<A>(dbeta[j]) + sb);
     }
-    if (dgamma) dgamma[j] = static_cast<T>(static_cast<A>(dgamma[j]) + sg);
-    if (dbeta) dbeta[j] = static_cast<T>(static_cast<A>(dbeta[j]) + sb);
   }
 }
 
@@ -119,7 +127,7 @@ void layer_norm_backward(const Context& ctx, DeviceView<const T> x, DeviceView<c
     HYPLORA_CUDA_CHECK_LAUNCH();
   }
   if (dgamma.present() || dbeta.present()) {
-    detail::layer_norm_dparams_kernel<T><<<detail::flat_blocks(x.cols), detail::kFlatThreads, 0, ctx.stream>>>(
+    detail::layer_norm_dparams_kernel<T><<<detail::col_blocks(x.cols), detail::kColThreads, 0, ctx.stream>>>(
         x.data, stats.data(), g.data, dgamma.data, dbeta.data, x.rows, x.cols);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }
