@@ -1,17 +1,18 @@
 // examples/transformer/gpt_cuda.cuh — the GPT of model.hpp trained on the GPU: forward, backward,
 // global grad-norm clip and AdamW, with the CPU Trainer's (train.hpp) hyper-parameters and schedule.
 //
-// A stage toward device dispatch in the tape: issue #6 wants ONE model definition that runs on
-// either device, and we are not there yet. This file mirrors GPT::forward (model.hpp) op by op
-// with the device kernels and ops of include/hyplora/cuda/, so any change to model.hpp must be
-// made here too; tests/cuda/test_gpt_cuda.cu compares the two (losses over 20 steps, gradients).
+// One model definition (issue #6): the network is GPT::build (model.hpp), run here on a device
+// tape (DeviceGraph, gpt_device_graph.cuh) instead of the CPU's autodiff tape; this file adds
+// only what is device-specific: the parameter arena, the batch upload, clipping and AdamW.
+// tests/cuda/test_gpt_cuda.cu compares the two devices (losses over 20 steps, gradients).
 //
-// Built FROM a CPU GPT<T> + ParameterStore<T>: every parameter is copied to the device once, the
+// Built FROM a CPU GPT<T> + ParameterStore<T>: the model is copied (only its structure is used:
+// config, parameter handles, adapter configs), every parameter is copied to the device once, the
 // trainable ones first (packed, so clipping and AdamW are one pass each over one arena), then the
 // frozen ones. Supported: layer norm; projections that are plain (frozen, or trainable with
 // --adapter full), LoRA, or exact HypLoRA with fixed K and σ; adapter dropout 0. Anything else
 // throws value_error "... not supported on cuda yet". Steady state allocates no device memory:
-// every buffer is a DeviceTensor resized to the same shape each step (caching allocator).
+// the graph is rebuilt each step on nodes reused by position (same shapes, caching allocator).
 //
 // Shapes: B sequences of T tokens, N = B·T, C width, H heads, V vocabulary, L layers.
 #pragma once
@@ -26,22 +27,14 @@
 
 #include "hyplora/core/errors.hpp"
 #include "hyplora/cuda/context.hpp"
-#include "hyplora/cuda/cublas.hpp"
-#include "hyplora/cuda/detail/linear_base.cuh"
 #include "hyplora/cuda/device_tensor.hpp"
 #include "hyplora/cuda/error.hpp"
 #include "hyplora/cuda/kernels/adamw.cuh"
-#include "hyplora/cuda/kernels/attention.cuh"
 #include "hyplora/cuda/kernels/clip_grad.cuh"
 #include "hyplora/cuda/kernels/embedding.cuh"
-#include "hyplora/cuda/kernels/gelu.cuh"
-#include "hyplora/cuda/kernels/layer_norm.cuh"
-#include "hyplora/cuda/kernels/residual.cuh"
-#include "hyplora/cuda/kernels/softmax.cuh"
-#include "hyplora/cuda/ops_hyplora.cuh"
-#include "hyplora/cuda/ops_lora.cuh"
 #include "hyplora/optim/adamw.hpp"
 #include "hyplora/optim/lr_schedule.hpp"
+#include "gpt_device_graph.cuh"
 #include "model.hpp"
 #include "train.hpp"
 
@@ -50,34 +43,27 @@ namespace hyplora::examples {
 template <class T>
 class DeviceGPT {
  public:
-  /// Copies the model's parameters to the device; a fresh optimizer (step 0), as a new Trainer.
-  /// value_error for what the device path does not support yet (see the file comment).
-  DeviceGPT(const cuda::Context& ctx, GPT<T>& model, const ad::ParameterStore<T>& store, const TrainConfig& cfg)
-      : ctx_(ctx), mcfg_(model.config()), cfg_(cfg), adam_(Trainer<T>::adam_config(cfg)),
-        sched_(cfg.lr, cfg.min_lr, std::min<std::int64_t>(cfg.warmup, cfg.steps), std::max(1, cfg.steps)) {
+  /// Copies the model's structure and parameters to the device; a fresh optimizer (step 0), as a
+  /// new Trainer. value_error for what the device path does not support yet (see the file comment).
+  DeviceGPT(const cuda::Context& ctx, const GPT<T>& model, const ad::ParameterStore<T>& store, const TrainConfig& cfg)
+      : ctx_(ctx), model_(model), cfg_(cfg), adam_(Trainer<T>::adam_config(cfg)),
+        sched_(cfg.lr, cfg.min_lr, std::min<std::int64_t>(cfg.warmup, cfg.steps), std::max(1, cfg.steps)), graph_(ctx) {
     const char* op = "DeviceGPT";
-    if (mcfg_.rms_norm) throw value_error(std::string(op) + ": RMS norm is not supported on cuda yet (use layer norm)");
+    if (model_.config().rms_norm)
+      throw value_error(std::string(op) + ": RMS norm is not supported on cuda yet (use layer norm)");
     if (!(cfg_.clip >= 0.0)) throw value_error(std::string(op) + ": clip must be >= 0 (or inf), got " + std::to_string(cfg_.clip));
     optim::check_config(adam_, op);
-    layout(store);
-    wte_ = store.find("wte");
-    wpe_ = store.find("wpe");
-    lnf_g_ = store.find("ln_f.weight");
-    lnf_b_ = store.find("ln_f.bias");
-    for (const auto& b : model.blocks()) {
-      Layer L;
-      L.g1 = b.n1.gamma;
-      L.b1 = b.n1.beta;
-      L.g2 = b.n2.gamma;
-      L.b2 = b.n2.beta;
-      for (std::size_t j = 0; j < 6; ++j) L.proj[j] = make_proj(b.proj[j]);
-      layers_.push_back(std::move(L));
-    }
-    xs_.resize(layers_.size() + 1);
-    one_.resize(1, 1, *ctx_.alloc);
-    const T one = T(1);
-    HYPLORA_CUDA_CHECK(cudaMemcpyAsync(one_.data(), &one, sizeof(T), cudaMemcpyHostToDevice, ctx_.stream));
-    HYPLORA_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+    layout(store);  // the arena is never resized again: the views below stay valid
+    lin_of_.assign(static_cast<std::size_t>(store.count()), -1);
+    for (const auto& b : model_.blocks())
+      for (const nn::AdaptedLinear<T>& p : b.proj) {
+        const int w = p.base().weight().index;
+        if (w < 0 || w >= store.count())
+          throw value_error("DeviceGPT: projection '" + p.base().name() + "' is not in the store (" +
+                            std::to_string(store.count()) + " parameters)");
+        lin_of_[static_cast<std::size_t>(w)] = static_cast<int>(lins_.size());
+        lins_.push_back(make_linear(p));
+      }
   }
 
   /// One update on (ids, targets) of B sequences of T tokens (Trainer::step's order: zero grads,
@@ -92,10 +78,12 @@ class DeviceGPT {
   double forward_backward(const std::vector<std::int64_t>& ids, const std::vector<std::int64_t>& targets, Index B, Index Tn) {
     upload_batch(ids, targets, B, Tn);
     grads_.set_zero(ctx_.stream);
-    forward(B, Tn);
-    backward(B, Tn);
+    graph_.clear();
+    Graph g{*this, B * Tn};
+    const Var l = graph_.cross_entropy(model_.build(g, B, Tn), targets_.data());  // GPT::loss's graph
+    graph_.backward(l);
     T loss = T(0);
-    HYPLORA_CUDA_CHECK(cudaMemcpyAsync(&loss, loss_.data(), sizeof(T), cudaMemcpyDeviceToHost, ctx_.stream));
+    HYPLORA_CUDA_CHECK(cudaMemcpyAsync(&loss, graph_.value(l).data, sizeof(T), cudaMemcpyDeviceToHost, ctx_.stream));
     HYPLORA_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
     return static_cast<double>(loss);
   }
@@ -151,23 +139,26 @@ class DeviceGPT {
     Index rows = 0, cols = 0;
     bool trainable = false;
   };
-  enum class ProjKind { plain, lora, hyplora };
-  struct Proj {
-    ProjKind kind = ProjKind::plain;
-    ad::Parameter W, b, A, B;
-    T gamma = T(1), R = T(1), sigma = T(1);
-    bool sig_out = false;
-    cuda::LoRASaved<T> ls;
-    cuda::HypLoRASaved<T> hs;
-  };
-  struct Layer {
-    ad::Parameter g1, b1, g2, b2;
-    Proj proj[6];  // q, k, v, o, fc1, fc2 (gpt_target_names order)
-  };
-  // Activations of one block (kept for the backward) and its scratch.
-  struct Acts {
-    cuda::DeviceTensor<T> st1, h, q, k, v, att, o, x1, st2, h2, f, m, z5;
-    cuda::AttentionSaved<T> attn;
+  using Var = typename DeviceGraph<T>::Var;
+
+  // GPT::build's graph on the device: the model's parameter handles resolved to views of the
+  // arena (gradient views absent for frozen ones), every op forwarded to the device tape.
+  struct Graph {
+    using Var = typename DeviceGraph<T>::Var;
+    DeviceGPT& m;
+    Index N;  // B·T tokens of the batch
+
+    Var embed(ad::Parameter wte, ad::Parameter wpe) {
+      return m.graph_.embedding(m.val(wte), m.grad(wte), m.ids_.data(), m.val(wpe), m.grad(wpe), m.pos_.data(), N);
+    }
+    Var norm(Var x, ad::Parameter gamma, ad::Parameter beta) {
+      return m.graph_.layer_norm(x, m.val(gamma), m.grad(gamma), m.val(beta), m.grad(beta));
+    }
+    Var proj(Var x, const nn::AdaptedLinear<T>& p) { return m.graph_.linear(x, m.linear_of(p)); }
+    Var attention(Var q, Var k, Var v, Index B, Index Tn, Index H) { return m.graph_.attention(q, k, v, B, Tn, H); }
+    Var add(Var a, Var b) { return m.graph_.add(a, b); }
+    Var gelu(Var x) { return m.graph_.gelu(x); }
+    Var head(Var x, ad::Parameter wte) { return m.graph_.matmul_nt(x, m.val(wte), m.grad(wte)); }
   };
 
   // ---- parameters ------------------------------------------------------------------------------
@@ -211,13 +202,15 @@ class DeviceGPT {
     return cuda::DeviceView<T>{grads_.data() + s.offset, s.rows, s.cols};
   }
 
-  Proj make_proj(const nn::AdaptedLinear<T>& al) const {
+  DeviceLinear<T> make_linear(const nn::AdaptedLinear<T>& al) {
     const std::string nm = al.base().name();
     const nn::AdapterConfig& c = al.config();
     if (al.merged()) throw value_error("DeviceGPT: '" + nm + "' is merged; merged adapters are not supported on cuda yet");
-    Proj p;
-    p.W = al.base().weight();
-    p.b = al.base().bias();
+    DeviceLinear<T> p;
+    p.W = val(al.base().weight());
+    p.dW = grad(al.base().weight());
+    p.b = val(al.base().bias());
+    p.db = grad(al.base().bias());
     if (c.kind == nn::AdapterKind::none || c.kind == nn::AdapterKind::full) return p;
     if (c.kind != nn::AdapterKind::lora && c.kind != nn::AdapterKind::hyplora)
       throw value_error("DeviceGPT: '" + nm + "': adapter kind " + nn::to_string(c.kind) +
@@ -225,67 +218,42 @@ class DeviceGPT {
     if (c.dropout != 0.0)
       throw value_error("DeviceGPT: '" + nm + "': adapter dropout " + std::to_string(c.dropout) +
                         " is not supported on cuda yet (dropout must be 0)");
-    p.A = al.lora_A();
-    p.B = al.lora_B();
+    p.A = val(al.lora_A());
+    p.dA = grad(al.lora_A());
+    p.B = val(al.lora_B());
+    p.dB = grad(al.lora_B());
     p.gamma = static_cast<T>(c.scaling());
     if (c.kind == nn::AdapterKind::lora) {
-      p.kind = ProjKind::lora;
+      p.kind = DeviceLinear<T>::Kind::lora;
       return p;
     }
     if (c.learn_curvature || c.learn_feature_scale)
       throw value_error("DeviceGPT: '" + nm + "': a learned curvature or feature scale is not supported on cuda yet "
                         "(HypLoRA with fixed K and sigma only)");
-    p.kind = ProjKind::hyplora;
+    p.kind = DeviceLinear<T>::Kind::hyplora;
     p.R = static_cast<T>(std::sqrt(c.K));  // as AdaptedLinear::radius: a constant √K
     p.sigma = static_cast<T>(c.feature_scale);
     p.sig_out = c.scale_out_by_sigma;
     return p;
   }
 
-  // z (resized) = the projection of x.  x: (N, D_in)  z: (N, D_out).
-  void proj_forward(Proj& p, cuda::DeviceView<const T> x, cuda::DeviceTensor<T>& z) {
-    const cuda::DeviceView<const T> W = val(p.W), b = val(p.b);
-    switch (p.kind) {
-      case ProjKind::plain:
-        z.resize(x.rows, W.rows, *ctx_.alloc);
-        cuda::detail::linear_base_forward<T>(ctx_, x, W, b, z.view());
-        return;
-      case ProjKind::lora:
-        cuda::lora_forward<T>(ctx_, cuda::LoRAInputs<T>{x, W, x, val(p.A), val(p.B), b, p.gamma}, z, p.ls);
-        return;
-      case ProjKind::hyplora:
-        cuda::hyplora_forward<T>(ctx_, cuda::HypLoRAInputs<T>{x, W, x, val(p.A), val(p.B), b, p.R, p.sigma, p.gamma, p.sig_out},
-                                 z, p.hs);
-        return;
-    }
-  }
-
-  // dx += ∂L/∂x, and the parameter gradients of the trainable ones, for G = ∂L/∂z.
-  void proj_backward(Proj& p, cuda::DeviceView<const T> x, cuda::DeviceView<const T> G, cuda::DeviceView<T> dx) {
-    const cuda::DeviceView<const T> W = val(p.W), b = val(p.b);
-    switch (p.kind) {
-      case ProjKind::plain:
-        cuda::detail::linear_base_backward<T>(ctx_, x, W, G, dx, grad(p.W), b.present() ? grad(p.b) : cuda::DeviceView<T>{});
-        return;
-      case ProjKind::lora:
-        cuda::lora_backward<T>(ctx_, cuda::LoRAInputs<T>{x, W, x, val(p.A), val(p.B), b, p.gamma}, p.ls, G,
-                               cuda::LoRAGrads<T>{dx, grad(p.W), dx, grad(p.A), grad(p.B), grad(p.b)});
-        return;
-      case ProjKind::hyplora:
-        cuda::hyplora_backward<T>(ctx_, cuda::HypLoRAInputs<T>{x, W, x, val(p.A), val(p.B), b, p.R, p.sigma, p.gamma, p.sig_out},
-                                  p.hs, G, cuda::HypLoRAGrads<T>{dx, grad(p.W), dx, grad(p.A), grad(p.B), grad(p.b), {}, {}});
-        return;
-    }
+  /// The device twin of a projection of the model (registered by the constructor).
+  const DeviceLinear<T>& linear_of(const nn::AdaptedLinear<T>& al) const {
+    const int w = al.base().weight().index;
+    const int k = w >= 0 && static_cast<std::size_t>(w) < lin_of_.size() ? lin_of_[static_cast<std::size_t>(w)] : -1;
+    if (k < 0) throw value_error("DeviceGPT: projection '" + al.base().name() + "' is not one of the model's");
+    return lins_[static_cast<std::size_t>(k)];
   }
 
   // ---- one step ----------------------------------------------------------------------------------
   void upload_batch(const std::vector<std::int64_t>& ids, const std::vector<std::int64_t>& targets, Index B, Index Tn) {
-    const Index V = mcfg_.vocab;
-    if (B < 1 || Tn < 1 || Tn > mcfg_.block_size || static_cast<Index>(ids.size()) != B * Tn ||
+    const GPTConfig& mcfg = model_.config();
+    const Index V = mcfg.vocab;
+    if (B < 1 || Tn < 1 || Tn > mcfg.block_size || static_cast<Index>(ids.size()) != B * Tn ||
         targets.size() != ids.size())
       throw shape_error("DeviceGPT: ids has " + std::to_string(ids.size()) + " and targets " +
                         std::to_string(targets.size()) + " tokens for B = " + std::to_string(B) + ", T = " +
-                        std::to_string(Tn) + " (need B·T, 1 <= T <= block_size " + std::to_string(mcfg_.block_size) + ")");
+                        std::to_string(Tn) + " (need B·T, 1 <= T <= block_size " + std::to_string(mcfg.block_size) + ")");
     cuda::check_embedding_ids("DeviceGPT (ids)", ids, V);
     for (std::size_t k = 0; k < targets.size(); ++k)
       if (targets[k] < -1 || targets[k] >= static_cast<std::int64_t>(V))
@@ -305,101 +273,10 @@ class DeviceGPT {
       pos_B_ = B;
       pos_T_ = Tn;
     }
-    acts_.resize(layers_.size());
-  }
-
-  // GPT::forward, then the mean cross-entropy into loss_.
-  void forward(Index B, Index Tn) {
-    const Index N = B * Tn, C = mcfg_.width, V = mcfg_.vocab, H = mcfg_.heads;
-    auto& A = *ctx_.alloc;
-    xs_[0].resize(N, C, A);
-    cuda::embedding_forward<T>(ctx_, val(wte_), ids_.data(), val(wpe_), pos_.data(), xs_[0].view());
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
-      Layer& L = layers_[l];
-      Acts& a = acts_[l];
-      const cuda::DeviceView<const T> x = xs_[l].cview();
-      a.h.resize(N, C, A);
-      cuda::layer_norm_forward<T>(ctx_, x, val(L.g1), val(L.b1), a.h.view(), a.st1);
-      proj_forward(L.proj[0], a.h.cview(), a.q);
-      proj_forward(L.proj[1], a.h.cview(), a.k);
-      proj_forward(L.proj[2], a.h.cview(), a.v);
-      a.att.resize(N, C, A);
-      cuda::causal_attention_forward<T>(ctx_, a.q.cview(), a.k.cview(), a.v.cview(), B, Tn, H, a.att.view(), a.attn);
-      proj_forward(L.proj[3], a.att.cview(), a.o);
-      a.x1.resize(N, C, A);
-      cuda::residual_add<T>(ctx_, x.data, a.o.data(), a.x1.data(), N * C);  // x1 = x + o(att)
-      a.h2.resize(N, C, A);
-      cuda::layer_norm_forward<T>(ctx_, a.x1.cview(), val(L.g2), val(L.b2), a.h2.view(), a.st2);
-      proj_forward(L.proj[4], a.h2.cview(), a.f);  // (N, 4C)
-      a.m.resize(a.f.rows(), a.f.cols(), A);
-      cuda::gelu_forward<T>(ctx_, a.f.data(), a.m.data(), a.f.size());
-      proj_forward(L.proj[5], a.m.cview(), a.z5);
-      xs_[l + 1].resize(N, C, A);
-      cuda::residual_add<T>(ctx_, a.x1.data(), a.z5.data(), xs_[l + 1].data(), N * C);  // x ← x1 + fc2(gelu(fc1(h2)))
-    }
-    const cuda::DeviceTensor<T>& xL = xs_.back();
-    hf_.resize(N, C, A);
-    cuda::layer_norm_forward<T>(ctx_, xL.cview(), val(lnf_g_), val(lnf_b_), hf_.view(), stf_);
-    logits_.resize(N, V, A);  // tied head: (N, C)·(V, C)ᵀ
-    cuda::gemm<T>(ctx_.blas, cuda::Op::N, cuda::Op::T, N, V, C, T(1), hf_.data(), C, val(wte_).data, C, T(0),
-                  logits_.data(), V);
-    loss_.resize(1, 1, A);
-    cuda::cross_entropy_forward<T>(ctx_, logits_.cview(), targets_.data(), loss_.view(), ce_);
-  }
-
-  // The tape's backward of forward(), with ∂loss = 1; every gradient buffer accumulates.
-  void backward(Index B, Index Tn) {
-    const Index N = B * Tn, C = mcfg_.width, V = mcfg_.vocab, H = mcfg_.heads;
-    auto& A = *ctx_.alloc;
-    dlogits_.resize(N, V, A);
-    dlogits_.set_zero(ctx_.stream);
-    cuda::cross_entropy_backward<T>(ctx_, logits_.cview(), targets_.data(), ce_, one_.cview(), dlogits_.view());
-    const cuda::DeviceView<T> E = val(wte_), dE = grad(wte_);
-    dhf_.resize(N, C, A);  // dhf = dlogits·E
-    cuda::gemm<T>(ctx_.blas, cuda::Op::N, cuda::Op::N, N, C, V, T(1), dlogits_.data(), V, E.data, C, T(0), dhf_.data(), C);
-    if (dE.present())  // dE += dlogitsᵀ·hf
-      cuda::gemm<T>(ctx_.blas, cuda::Op::T, cuda::Op::N, V, C, N, T(1), dlogits_.data(), V, hf_.data(), C, T(1), dE.data, C);
-    dx_.resize(N, C, A);  // the residual stream's gradient, updated in place block by block
-    dx_.set_zero(ctx_.stream);
-    cuda::layer_norm_backward<T>(ctx_, xs_.back().cview(), val(lnf_g_), stf_, dhf_.cview(), dx_.view(), grad(lnf_g_),
-                                 grad(lnf_b_));
-    for (std::size_t l = layers_.size(); l-- > 0;) {
-      Layer& L = layers_[l];
-      Acts& a = acts_[l];
-      // x_out = x1 + fc2(m): fc2's output gradient is dx (the residual passes it to x1 unchanged).
-      zeroed(dm_, a.m.rows(), a.m.cols());
-      proj_backward(L.proj[5], a.m.cview(), dx_.cview(), dm_.view());
-      zeroed(df_, a.f.rows(), a.f.cols());
-      cuda::gelu_backward<T>(ctx_, a.f.data(), dm_.data(), df_.data(), a.f.size());
-      zeroed(dh2_, N, C);
-      proj_backward(L.proj[4], a.h2.cview(), df_.cview(), dh2_.view());
-      cuda::layer_norm_backward<T>(ctx_, a.x1.cview(), val(L.g2), a.st2, dh2_.cview(), dx_.view(), grad(L.g2), grad(L.b2));
-      // dx is now ∂L/∂x1; x1 = x + o(att).
-      zeroed(datt_, N, C);
-      proj_backward(L.proj[3], a.att.cview(), dx_.cview(), datt_.view());
-      zeroed(dq_, N, C);
-      zeroed(dk_, N, C);
-      zeroed(dv_, N, C);
-      cuda::causal_attention_backward<T>(ctx_, a.attn, B, Tn, H, datt_.cview(), dq_.view(), dk_.view(), dv_.view());
-      zeroed(dh_, N, C);
-      proj_backward(L.proj[0], a.h.cview(), dq_.cview(), dh_.view());
-      proj_backward(L.proj[1], a.h.cview(), dk_.cview(), dh_.view());
-      proj_backward(L.proj[2], a.h.cview(), dv_.cview(), dh_.view());
-      cuda::layer_norm_backward<T>(ctx_, xs_[l].cview(), val(L.g1), a.st1, dh_.cview(), dx_.view(), grad(L.g1), grad(L.b1));
-    }
-    // x0 = wte[ids] + wpe[pos].
-    if (dE.present()) cuda::embedding_backward<T>(ctx_, dx_.cview(), ids_.data(), dE);
-    const cuda::DeviceView<T> dP = grad(wpe_);
-    if (dP.present()) cuda::embedding_backward<T>(ctx_, dx_.cview(), pos_.data(), dP);
-  }
-
-  void zeroed(cuda::DeviceTensor<T>& t, Index rows, Index cols) {
-    t.resize(rows, cols, *ctx_.alloc);
-    t.set_zero(ctx_.stream);
   }
 
   cuda::Context ctx_;
-  GPTConfig mcfg_;
+  GPT<T> model_;  // a copy: only build() and the parameter handles are used, never a CPU value
   TrainConfig cfg_;
   optim::AdamConfig adam_;
   optim::WarmupCosineLR sched_;
@@ -408,17 +285,13 @@ class DeviceGPT {
   std::vector<Slot> dev_;  // by store index
   std::size_t n_train_ = 0;
   cuda::DeviceTensor<T> values_, grads_, m_, v_;  // values: trainable (packed) then frozen; the rest: trainable
-  ad::Parameter wte_, wpe_, lnf_g_, lnf_b_;
-  std::vector<Layer> layers_;
+  std::vector<DeviceLinear<T>> lins_;             // every projection of every block (views into the arena)
+  std::vector<int> lin_of_;                       // store index of a projection's weight → lins_ index, else -1
 
   cuda::DeviceTensor<std::int64_t> ids_, targets_, pos_;
   std::vector<std::int64_t> pos_host_;
   Index pos_B_ = -1, pos_T_ = -1;
-  std::vector<cuda::DeviceTensor<T>> xs_;  // residual stream: block inputs, then the last output
-  std::vector<Acts> acts_;
-  cuda::DeviceTensor<T> hf_, stf_, logits_, loss_, one_;
-  cuda::CrossEntropySaved<T> ce_;
-  cuda::DeviceTensor<T> dlogits_, dhf_, dx_, dm_, df_, dh2_, datt_, dq_, dk_, dv_, dh_;
+  DeviceGraph<T> graph_;  // rebuilt each step, its nodes' tensors reused
   cuda::ClipGradSaved<T> clip_;
 };
 

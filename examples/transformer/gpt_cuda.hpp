@@ -13,8 +13,9 @@
 
 namespace hyplora::examples {
 
-/// Trainer's twin on the GPU: built from a CPU model and its store (weights and adapter
-/// parameters copied once), the same TrainConfig (AdamW, schedule, clip). float only.
+/// Trainer's twin on the GPU: built from a CPU model and its store (the model's structure, weights
+/// and adapter parameters copied once, so neither need outlive it), the same TrainConfig (AdamW,
+/// schedule, clip); it runs the model's one definition, GPT::build, on the device. float only.
 /// value_error for what the device path does not support yet (gpt_cuda.cuh).
 class CudaTrainer {
  public:

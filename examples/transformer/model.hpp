@@ -9,6 +9,11 @@
 // Each of q, k, v, o, fc1, fc2 is an nn::AdaptedLinear, so any selection of them can carry an
 // adapter (LoRA, DoRA, HypLoRA, …) while everything else stays frozen. Header-only and CLI-free:
 // the tests include it directly.
+//
+// The wiring exists once, in GPT::build, a template over a graph G that supplies the ops: the
+// CPU runs it on the autodiff tape (TapeGraph, via GPT::forward), the GPU on a device tape
+// (DeviceGraph in gpt_device_graph.cuh, via DeviceGPT in gpt_cuda.cuh) — issue #6's "one model
+// definition": the device is where the graph's tensors live, not a second copy of the network.
 #pragma once
 
 #include <algorithm>
@@ -118,6 +123,36 @@ inline const std::vector<std::string>& gpt_target_names() {
   return n;
 }
 
+/// GPT::build's graph on the CPU: each op records on the tape exactly the ad:: ops GPT::forward
+/// always recorded, in the same order (so the CPU step, its timing and its bits do not depend on
+/// the model being written once for two devices).
+template <class T>
+struct TapeGraph {
+  using Var = ad::Var<T>;
+  ad::Tape<T>& tape;
+  ad::ParameterStore<T>& store;
+  const std::vector<std::int64_t>& ids;  // B·T token ids
+  const std::vector<std::int64_t>& pos;  // B·T positions i mod T
+  bool rms_norm;
+  bool training;            // adapter dropout on
+  std::uint64_t step_seed;  // varies the dropout mask per step
+  Var E;                    // the token table, read again by the tied head
+
+  Var embed(ad::Parameter wte, ad::Parameter wpe) {
+    E = tape.param(store, wte);
+    return ad::add(ad::embedding(E, ids), ad::embedding(tape.param(store, wpe), pos));
+  }
+  Var norm(Var x, ad::Parameter gamma, ad::Parameter beta) {
+    if (rms_norm) return ad::rms_norm(x, tape.param(store, gamma));
+    return ad::layer_norm(x, tape.param(store, gamma), tape.param(store, beta));
+  }
+  Var proj(Var x, const nn::AdaptedLinear<T>& p) { return p.forward(tape, store, x, training, step_seed); }
+  Var attention(Var q, Var k, Var v, Index B, Index Tn, Index H) { return ad::causal_self_attention(q, k, v, B, Tn, H); }
+  Var add(Var a, Var b) { return ad::add(a, b); }
+  Var gelu(Var x) { return detail::gelu_rows(x); }
+  Var head(Var x, ad::Parameter /*wte: E, already on the tape*/) { return ad::matmul(x, E, false, true); }
+};
+
 template <class T>
 class GPT {
  public:
@@ -188,6 +223,35 @@ class GPT {
     throw value_error("unknown adapter target '" + name + "' (expected q, k, v, o, fc1 or fc2)");
   }
 
+  /// The network, written once for every device: the logits (B·T, V) of B sequences of T tokens,
+  /// built from graph g's ops. G supplies Var and
+  ///   embed(wte, wpe)            token + position embeddings of the batch      → (N, C)
+  ///   norm(x, gamma, beta)       layer norm (RMS norm when beta is invalid)     (N, C) → (N, C)
+  ///   proj(x, p)                 the nn::AdaptedLinear p, with its adapter       (N, D_in) → (N, D_out)
+  ///   attention(q, k, v, B, T, H) causal multi-head self-attention             (N, C) ×3 → (N, C)
+  ///   add(a, b), gelu(x)         elementwise
+  ///   head(x, wte)               tied output head x·Eᵀ                         (N, C) → (N, V)
+  /// TapeGraph (below) records the ad:: ops on the CPU tape (GPT::forward); DeviceGraph
+  /// (gpt_device_graph.cuh) runs the device kernels and records their backward (DeviceGPT).
+  template <class G>
+  typename G::Var build(G& g, Index B, Index Tn) const {
+    using V = typename G::Var;
+    V x = g.embed(wte_, wpe_);  // (B·T, C)
+    for (const Block& b : blocks_) {
+      const V h = g.norm(x, b.n1.gamma, b.n1.beta);
+      const V q = g.proj(h, b.proj[0]);
+      const V k = g.proj(h, b.proj[1]);
+      const V v = g.proj(h, b.proj[2]);
+      const V att = g.attention(q, k, v, B, Tn, static_cast<Index>(cfg_.heads));
+      x = g.add(x, g.proj(att, b.proj[3]));
+      const V h2 = g.norm(x, b.n2.gamma, b.n2.beta);
+      const V m = g.gelu(g.proj(h2, b.proj[4]));  // (B·T, 4C)
+      x = g.add(x, g.proj(m, b.proj[5]));
+    }
+    x = g.norm(x, ln_f_.gamma, ln_f_.beta);
+    return g.head(x, wte_);  // tied head: (B·T, C)·(V, C)ᵀ = (B·T, V)
+  }
+
   /// Logits for B sequences of T tokens. ids: B·T bytes, row-major (sequence b at [b·T, b·T+T)).
   /// Returns (B·T, V). `training` enables adapter dropout, varied by `step_seed`.
   ad::Var<T> forward(ad::Tape<T>& tape, ad::ParameterStore<T>& store, const std::vector<std::int64_t>& ids,
@@ -198,21 +262,8 @@ class GPT {
                         std::to_string(cfg_.block_size) + ")");
     pos_.resize(ids.size());  // capacity kept: no allocation once shapes repeat
     for (std::size_t i = 0; i < ids.size(); ++i) pos_[i] = static_cast<std::int64_t>(i % static_cast<std::size_t>(Tn));
-    const ad::Var<T> E = tape.param(store, wte_);
-    ad::Var<T> x = ad::add(ad::embedding(E, ids), ad::embedding(tape.param(store, wpe_), pos_));  // (B·T, C)
-    for (Block& b : blocks_) {
-      const ad::Var<T> h = norm(tape, store, b.n1, x);
-      const ad::Var<T> q = b.proj[0].forward(tape, store, h, training, step_seed);
-      const ad::Var<T> k = b.proj[1].forward(tape, store, h, training, step_seed);
-      const ad::Var<T> v = b.proj[2].forward(tape, store, h, training, step_seed);
-      const ad::Var<T> att = ad::causal_self_attention(q, k, v, B, Tn, static_cast<Index>(cfg_.heads));
-      x = ad::add(x, b.proj[3].forward(tape, store, att, training, step_seed));
-      const ad::Var<T> h2 = norm(tape, store, b.n2, x);
-      const ad::Var<T> m = detail::gelu_rows(b.proj[4].forward(tape, store, h2, training, step_seed));  // (B·T, 4C)
-      x = ad::add(x, b.proj[5].forward(tape, store, m, training, step_seed));
-    }
-    x = norm(tape, store, ln_f_, x);
-    return ad::matmul(x, E, false, true);  // tied head: (B·T, C)·(V, C)ᵀ = (B·T, V)
+    TapeGraph<T> g{tape, store, ids, pos_, cfg_.rms_norm, training, step_seed, {}};
+    return build(g, B, Tn);
   }
 
   /// Mean cross-entropy of the positions whose target is not -1. targets: B·T.
@@ -231,11 +282,6 @@ class GPT {
     store.value(n.gamma).setOnes();
     if (!cfg_.rms_norm) n.beta = store.add(name + ".bias", 1, cfg_.width);
     return n;
-  }
-
-  ad::Var<T> norm(ad::Tape<T>& tape, ad::ParameterStore<T>& store, const Norm& n, ad::Var<T> x) const {
-    if (cfg_.rms_norm) return ad::rms_norm(x, tape.param(store, n.gamma));
-    return ad::layer_norm(x, tape.param(store, n.gamma), tape.param(store, n.beta));
   }
 
   GPTConfig cfg_;

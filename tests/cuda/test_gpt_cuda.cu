@@ -1,5 +1,7 @@
-// Tests for examples/transformer/gpt_cuda.cuh: the device GPT step against the CPU Trainer
-// (model.hpp + train.hpp) from the same weights on the same batches — issue #6 goal (b).
+// Tests for examples/transformer/gpt_cuda.cuh and gpt_device_graph.cuh: the device GPT step (GPT::build
+// on the device tape) against the CPU Trainer (GPT::build on the autodiff tape, train.hpp) from the
+// same weights on the same batches — issue #6 goal (b). Every DeviceGraph op is exercised: full
+// reaches every parameter gradient, lora and the {q, fc2} subset the frozen-input pruning.
 // Without a CUDA device the binary prints "SKIPPED: no CUDA device" and returns 77.
 //
 // Tiny model (C = 64, 2 layers, 4 heads, T = 32, B = 4, V = 256), 20 AdamW steps with warm-up,
