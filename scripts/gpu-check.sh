@@ -73,7 +73,7 @@ for f in tests/cuda/test_*.cu; do [ -e "$f" ] && targets+=("cuda_$(basename "$f"
 for f in benchmarks/cuda/bench_*.cu; do [ -e "$f" ] && targets+=("$(basename "$f" .cu)"); done
 step build 240 cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 
-step ctest_cuda 120 ctest --test-dir "$build" -L cuda --output-on-failure
+step ctest_cuda 120 ctest --test-dir "$build" -L cuda -V  # -V: the tests' own figures (worst errors) reach the log
 grep -E "worst|first-step" "$out/ctest_cuda.log" >> "$summary" 2>/dev/null || true
 # The goal shape of issue #6 (n=2048, d=4096, r=32) and two smaller ones.
 for shape in "2048 4096 32" "2048 4096 8" "2048 1024 32"; do
