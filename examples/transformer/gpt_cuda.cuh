@@ -9,8 +9,9 @@
 // Built FROM a CPU GPT<T> + ParameterStore<T>: the model is copied (only its structure is used:
 // config, parameter handles, adapter configs), every parameter is copied to the device once, the
 // trainable ones first (packed, so clipping and AdamW are one pass each over one arena), then the
-// frozen ones. Supported: layer norm; projections that are plain (frozen, or trainable with
-// --adapter full), LoRA, or exact HypLoRA with fixed K and σ; adapter dropout 0. Anything else
+// frozen ones. Supported: layer norm and RMS norm (eps 1e-6, as the CPU); projections that are
+// plain (frozen, or trainable with --adapter full), LoRA, or exact HypLoRA with fixed K and σ;
+// adapter dropout 0. Anything else
 // throws value_error "... not supported on cuda yet". Steady state allocates no device memory:
 // the graph is rebuilt each step on nodes reused by position (same shapes, caching allocator).
 //
@@ -49,8 +50,6 @@ class DeviceGPT {
       : ctx_(ctx), model_(model), cfg_(cfg), adam_(Trainer<T>::adam_config(cfg)),
         sched_(cfg.lr, cfg.min_lr, std::min<std::int64_t>(cfg.warmup, cfg.steps), std::max(1, cfg.steps)), graph_(ctx) {
     const char* op = "DeviceGPT";
-    if (model_.config().rms_norm)
-      throw value_error(std::string(op) + ": RMS norm is not supported on cuda yet (use layer norm)");
     if (!(cfg_.clip >= 0.0)) throw value_error(std::string(op) + ": clip must be >= 0 (or inf), got " + std::to_string(cfg_.clip));
     optim::check_config(adam_, op);
     layout(store);  // the arena is never resized again: the views below stay valid
@@ -151,7 +150,8 @@ class DeviceGPT {
     Var embed(ad::Parameter wte, ad::Parameter wpe) {
       return m.graph_.embedding(m.val(wte), m.grad(wte), m.ids_.data(), m.val(wpe), m.grad(wpe), m.pos_.data(), N);
     }
-    Var norm(Var x, ad::Parameter gamma, ad::Parameter beta) {
+    Var norm(Var x, ad::Parameter gamma, ad::Parameter beta) {  // TapeGraph::norm's choice; beta invalid for RMS
+      if (m.model_.config().rms_norm) return m.graph_.rms_norm(x, m.val(gamma), m.grad(gamma));
       return m.graph_.layer_norm(x, m.val(gamma), m.grad(gamma), m.val(beta), m.grad(beta));
     }
     Var proj(Var x, const nn::AdaptedLinear<T>& p) { return m.graph_.linear(x, m.linear_of(p)); }

@@ -33,6 +33,7 @@
 #include "hyplora/cuda/kernels/gelu.cuh"
 #include "hyplora/cuda/kernels/layer_norm.cuh"
 #include "hyplora/cuda/kernels/residual.cuh"
+#include "hyplora/cuda/kernels/rms_norm.cuh"
 #include "hyplora/cuda/kernels/softmax.cuh"
 #include "hyplora/cuda/ops_hyplora.cuh"
 #include "hyplora/cuda/ops_lora.cuh"
@@ -98,6 +99,17 @@ class DeviceGraph {
     n.needs_grad = a.needs_grad || dgamma.present() || dbeta.present();
     n.value.resize(a.value.rows(), a.value.cols(), *ctx_.alloc);
     cuda::layer_norm_forward<T>(ctx_, a.value.cview(), gamma, beta, n.value.view(), n.stats);
+    return last();
+  }
+
+  /// y = rms_norm(x)·γ, eps = 1e-6 (ad::rms_norm's default, as the CPU graph uses).  x, y: (N, C)  γ: (1, C).
+  Var rms_norm(Var x, cuda::DeviceView<const T> gamma, cuda::DeviceView<T> dgamma) {
+    const Node& a = at(x);
+    Node& n = push(Op::rms_norm, x);
+    n.p0 = gamma, n.dp0 = dgamma;
+    n.needs_grad = a.needs_grad || dgamma.present();
+    n.value.resize(a.value.rows(), a.value.cols(), *ctx_.alloc);
+    cuda::rms_norm_forward<T>(ctx_, a.value.cview(), gamma, n.value.view(), n.stats, 1e-6);
     return last();
   }
 
@@ -199,7 +211,7 @@ class DeviceGraph {
   }
 
  private:
-  enum class Op { embedding, layer_norm, linear, attention, add, gelu, matmul_nt, cross_entropy };
+  enum class Op { embedding, layer_norm, rms_norm, linear, attention, add, gelu, matmul_nt, cross_entropy };
   struct Node {
     Op op = Op::add;
     int a = -1, b = -1, c = -1;  // parent nodes
@@ -289,6 +301,11 @@ class DeviceGraph {
         const cuda::DeviceView<T> dx = grad_in(n.a);
         cuda::layer_norm_backward<T>(ctx_, nodes_[static_cast<std::size_t>(n.a)].value.cview(), n.p0, n.stats, g, dx,
                                      n.dp0, n.dp1);
+        return;
+      }
+      case Op::rms_norm: {
+        const cuda::DeviceView<T> dx = grad_in(n.a);
+        cuda::rms_norm_backward<T>(ctx_, nodes_[static_cast<std::size_t>(n.a)].value.cview(), n.p0, n.stats, g, dx, n.dp0);
         return;
       }
       case Op::linear: {

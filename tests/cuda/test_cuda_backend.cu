@@ -34,6 +34,7 @@
 #include <hyplora/cuda/kernels/adamw.cuh>
 #include <hyplora/cuda/kernels/gelu.cuh>
 #include <hyplora/cuda/kernels/layer_norm.cuh>
+#include <hyplora/cuda/kernels/rms_norm.cuh>
 #include <hyplora/cuda/kernels/softmax.cuh>
 #include <hyplora/cuda/ops_hyplora.cuh>
 #include <hyplora/cuda/ops_lora.cuh>
@@ -268,6 +269,41 @@ TEST_CASE_TEMPLATE("layer_norm forward/backward match ad::layer_norm", T, float,
   }
   hc::DeviceTensor<T> x(2, 3), g(1, 4), b(1, 3), y(2, 3), st;
   CHECK_THROWS_AS(hc::layer_norm_forward<T>(ctx, x.cview(), g.cview(), b.cview(), y.view(), st), hyplora::shape_error);
+}
+
+TEST_CASE_TEMPLATE("rms_norm forward/backward match ad::rms_norm", T, float, double) {
+  hc::DeviceContext dc;
+  const auto ctx = dc.context();
+  // N = 1000: more rows than the column reduction's 32 lanes, not a multiple of them.
+  for (Index N : {Index(5), Index(1000)})
+  for (Index C : {Index(1), Index(33), Index(700)}) {
+    CAPTURE(N);
+    CAPTURE(C);
+    const MD X = as<T>((rnd(N, C, 3.0).array() + 2.0).matrix()), Gm = as<T>(rnd(1, C));
+    const MD G = as<T>(rnd(N, C)), D0 = as<T>(rnd(N, C)), Dg0 = as<T>(rnd(1, C));
+    ad::Tape<double> t;
+    auto x = t.leaf(X);
+    auto gm = t.leaf(Gm);
+    auto y = ad::rms_norm(x, gm, 1e-6);
+    t.backward(y, G);
+    auto dX = up<T>(X, ctx), dGm = up<T>(Gm, ctx), dG = up<T>(G, ctx);
+    auto dD = up<T>(D0, ctx), dDg = up<T>(Dg0, ctx);
+    hc::DeviceTensor<T> dY(N, C, *ctx.alloc), stats;
+    hc::rms_norm_forward<T>(ctx, dX.cview(), dGm.cview(), dY.view(), stats, 1e-6);
+    hc::rms_norm_backward<T>(ctx, dX.cview(), dGm.cview(), stats, dG.cview(), dD.view(), dDg.view());
+    CHECK(rel_err(down(dY, ctx), MD(y.value())) < tol_value<T>());
+    CHECK(rel_err(down(dD, ctx), MD(D0 + x.grad())) < tol_grad<T>());
+    CHECK(rel_err(down(dDg, ctx), MD(Dg0 + gm.grad())) < tol_grad<T>());
+    // Absent gradients are skipped: dγ alone still adds the same sum.
+    auto dDg2 = up<T>(Dg0, ctx);
+    hc::rms_norm_backward<T>(ctx, dX.cview(), dGm.cview(), stats, dG.cview(), hc::DeviceView<T>{}, dDg2.view());
+    CHECK(rel_err(down(dDg2, ctx), MD(Dg0 + gm.grad())) < tol_grad<T>());
+  }
+  hc::DeviceTensor<T> x(2, 3), g(1, 4), y(2, 3), y2(3, 3), st;
+  CHECK_THROWS_AS(hc::rms_norm_forward<T>(ctx, x.cview(), g.cview(), y.view(), st), hyplora::shape_error);
+  hc::DeviceTensor<T> g3(1, 3);
+  CHECK_THROWS_AS(hc::rms_norm_forward<T>(ctx, x.cview(), g3.cview(), y2.view(), st), hyplora::shape_error);
+  CHECK_THROWS_AS(hc::rms_norm_forward<T>(ctx, x.cview(), g3.cview(), y.view(), st, -1.0), hyplora::value_error);
 }
 
 TEST_CASE_TEMPLATE("bias gradients: the column reduction adds Σ_rows G for any shape", T, float, double) {
