@@ -2,7 +2,7 @@
 // global grad-norm clip and AdamW, with the CPU Trainer's (train.hpp) hyper-parameters and schedule.
 //
 // One model definition (issue #6): the network is GPT::build (model.hpp), run here on a device
-// tape (DeviceGraph, gpt_device_graph.cuh) instead of the CPU's autodiff tape; this file adds
+// tape (cuda::Graph, include/hyplora/cuda/graph.cuh) instead of the CPU's autodiff tape; this file adds
 // only what is device-specific: the parameter arena, the batch upload, clipping and AdamW.
 // tests/cuda/test_gpt_cuda.cu compares the two devices (losses over 20 steps, gradients).
 //
@@ -30,12 +30,12 @@
 #include "hyplora/cuda/context.hpp"
 #include "hyplora/cuda/device_tensor.hpp"
 #include "hyplora/cuda/error.hpp"
+#include "hyplora/cuda/graph.cuh"
 #include "hyplora/cuda/kernels/adamw.cuh"
 #include "hyplora/cuda/kernels/clip_grad.cuh"
 #include "hyplora/cuda/kernels/embedding.cuh"
 #include "hyplora/optim/adamw.hpp"
 #include "hyplora/optim/lr_schedule.hpp"
-#include "gpt_device_graph.cuh"
 #include "model.hpp"
 #include "train.hpp"
 
@@ -138,12 +138,12 @@ class DeviceGPT {
     Index rows = 0, cols = 0;
     bool trainable = false;
   };
-  using Var = typename DeviceGraph<T>::Var;
+  using Var = typename cuda::Graph<T>::Var;
 
   // GPT::build's graph on the device: the model's parameter handles resolved to views of the
   // arena (gradient views absent for frozen ones), every op forwarded to the device tape.
   struct Graph {
-    using Var = typename DeviceGraph<T>::Var;
+    using Var = typename cuda::Graph<T>::Var;
     DeviceGPT& m;
     Index N;  // B·T tokens of the batch
 
@@ -202,11 +202,11 @@ class DeviceGPT {
     return cuda::DeviceView<T>{grads_.data() + s.offset, s.rows, s.cols};
   }
 
-  DeviceLinear<T> make_linear(const nn::AdaptedLinear<T>& al) {
+  cuda::LinearParams<T> make_linear(const nn::AdaptedLinear<T>& al) {
     const std::string nm = al.base().name();
     const nn::AdapterConfig& c = al.config();
     if (al.merged()) throw value_error("DeviceGPT: '" + nm + "' is merged; merged adapters are not supported on cuda yet");
-    DeviceLinear<T> p;
+    cuda::LinearParams<T> p;
     p.W = val(al.base().weight());
     p.dW = grad(al.base().weight());
     p.b = val(al.base().bias());
@@ -224,13 +224,13 @@ class DeviceGPT {
     p.dB = grad(al.lora_B());
     p.gamma = static_cast<T>(c.scaling());
     if (c.kind == nn::AdapterKind::lora) {
-      p.kind = DeviceLinear<T>::Kind::lora;
+      p.kind = cuda::LinearParams<T>::Kind::lora;
       return p;
     }
     if (c.learn_curvature || c.learn_feature_scale)
       throw value_error("DeviceGPT: '" + nm + "': a learned curvature or feature scale is not supported on cuda yet "
                         "(HypLoRA with fixed K and sigma only)");
-    p.kind = DeviceLinear<T>::Kind::hyplora;
+    p.kind = cuda::LinearParams<T>::Kind::hyplora;
     p.R = static_cast<T>(std::sqrt(c.K));  // as AdaptedLinear::radius: a constant √K
     p.sigma = static_cast<T>(c.feature_scale);
     p.sig_out = c.scale_out_by_sigma;
@@ -238,7 +238,7 @@ class DeviceGPT {
   }
 
   /// The device twin of a projection of the model (registered by the constructor).
-  const DeviceLinear<T>& linear_of(const nn::AdaptedLinear<T>& al) const {
+  const cuda::LinearParams<T>& linear_of(const nn::AdaptedLinear<T>& al) const {
     const int w = al.base().weight().index;
     const int k = w >= 0 && static_cast<std::size_t>(w) < lin_of_.size() ? lin_of_[static_cast<std::size_t>(w)] : -1;
     if (k < 0) throw value_error("DeviceGPT: projection '" + al.base().name() + "' is not one of the model's");
@@ -285,13 +285,13 @@ class DeviceGPT {
   std::vector<Slot> dev_;  // by store index
   std::size_t n_train_ = 0;
   cuda::DeviceTensor<T> values_, grads_, m_, v_;  // values: trainable (packed) then frozen; the rest: trainable
-  std::vector<DeviceLinear<T>> lins_;             // every projection of every block (views into the arena)
+  std::vector<cuda::LinearParams<T>> lins_;       // every projection of every block (views into the arena)
   std::vector<int> lin_of_;                       // store index of a projection's weight → lins_ index, else -1
 
   cuda::DeviceTensor<std::int64_t> ids_, targets_, pos_;
   std::vector<std::int64_t> pos_host_;
   Index pos_B_ = -1, pos_T_ = -1;
-  DeviceGraph<T> graph_;  // rebuilt each step, its nodes' tensors reused
+  cuda::Graph<T> graph_;  // rebuilt each step, its nodes' tensors reused
   cuda::ClipGradSaved<T> clip_;
 };
 

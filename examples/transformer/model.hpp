@@ -12,7 +12,7 @@
 //
 // The wiring exists once, in GPT::build, a template over a graph G that supplies the ops: the
 // CPU runs it on the autodiff tape (TapeGraph, via GPT::forward), the GPU on a device tape
-// (DeviceGraph in gpt_device_graph.cuh, via DeviceGPT in gpt_cuda.cuh) — issue #6's "one model
+// (cuda::Graph in hyplora/cuda/graph.cuh, via DeviceGPT in gpt_cuda.cuh) — issue #6's "one model
 // definition": the device is where the graph's tensors live, not a second copy of the network.
 #pragma once
 
@@ -231,8 +231,8 @@ class GPT {
   ///   attention(q, k, v, B, T, H) causal multi-head self-attention             (N, C) ×3 → (N, C)
   ///   add(a, b), gelu(x)         elementwise
   ///   head(x, wte)               tied output head x·Eᵀ                         (N, C) → (N, V)
-  /// TapeGraph (below) records the ad:: ops on the CPU tape (GPT::forward); DeviceGraph
-  /// (gpt_device_graph.cuh) runs the device kernels and records their backward (DeviceGPT).
+  /// TapeGraph (below) records the ad:: ops on the CPU tape (GPT::forward); cuda::Graph
+  /// (hyplora/cuda/graph.cuh) runs the device kernels and records their backward (DeviceGPT).
   template <class G>
   typename G::Var build(G& g, Index B, Index Tn) const {
     using V = typename G::Var;

@@ -1,6 +1,7 @@
-// Tests for examples/transformer/gpt_cuda.cuh and gpt_device_graph.cuh: the device GPT step (GPT::build
-// on the device tape) against the CPU Trainer (GPT::build on the autodiff tape, train.hpp) from the
-// same weights on the same batches — issue #6 goal (b). Every DeviceGraph op is exercised: full
+// Tests for examples/transformer/gpt_cuda.cuh: the device GPT step (GPT::build on the device tape
+// cuda::Graph, hyplora/cuda/graph.cuh) against the CPU Trainer (GPT::build on the autodiff tape,
+// train.hpp) from the same weights on the same batches — issue #6 goal (b). Every cuda::Graph op the
+// GPT uses is exercised (each op alone: test_graph.cu): full
 // reaches every parameter gradient, lora and the {q, fc2} subset the frozen-input pruning; an
 // RMS-norm model (full, so γ's gradient is compared too) runs the same comparison.
 // Without a CUDA device the binary prints "SKIPPED: no CUDA device" and returns 77.
