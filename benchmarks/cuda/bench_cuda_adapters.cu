@@ -2,6 +2,9 @@
 //   N = 2048 tokens, D_in = D_out = 4096, R = 32, float; W0 frozen (no dW0), gradients for
 //   x, A and B, as in adapter fine-tuning. Times one forward + backward with cudaEvents on the
 //   ops' stream; reports the median of 20 repetitions after 3 warm-ups, and the ratio.
+// Then the same pair with __half and __nv_bfloat16 storage (FP32-compute GEMMs, float per-token
+// scalars; include/hyplora/cuda/half.hpp), printed after the float rows with an _fp16 / _bf16
+// suffix (the float rows come first and keep their format).
 // Usage: bench_cuda_adapters [N D R reps]. Without a GPU it prints "SKIPPED: no CUDA device"
 // and returns 77.
 #include <algorithm>
@@ -13,6 +16,7 @@
 #include <hyplora/cuda/context.hpp>
 #include <hyplora/cuda/device.hpp>
 #include <hyplora/cuda/device_tensor.hpp>
+#include <hyplora/cuda/half.hpp>
 #include <hyplora/cuda/ops_hyplora.cuh>
 #include <hyplora/cuda/ops_lora.cuh>
 #include <hyplora/cuda/stream.hpp>
@@ -36,6 +40,56 @@ double median_ms(const hc::DeviceContext& dc, int reps, F&& step) {
   }
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
+}
+
+/// A device copy of a host float batch rounded to T.
+template <class T>
+hc::DeviceTensor<T> to_device(const MatrixR<float>& m, const hc::Context& ctx) {
+  std::vector<T> h(static_cast<std::size_t>(m.size()));
+  for (Index k = 0; k < m.size(); ++k) h[static_cast<std::size_t>(k)] = hc::detail::from_acc<T>(m.data()[k]);
+  hc::DeviceTensor<T> d(m.rows(), m.cols());
+  if (d.size() > 0) {
+    HYPLORA_CUDA_CHECK(cudaMemcpyAsync(d.data(), h.data(), d.bytes(), cudaMemcpyHostToDevice, ctx.stream));
+    HYPLORA_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  }
+  return d;
+}
+
+/// LoRA vs HypLoRA forward + backward with T storage (as the float rows: W0 frozen, x, A, B
+/// gradients, γ = 2), printed with the suffix `tag`.
+template <class T>
+void bench_half(const hc::DeviceContext& dc, Index N, Index D, Index r, int reps, const char* tag) {
+  const auto ctx = dc.context();
+  auto X = to_device<T>(MatrixR<float>::Random(N, D), ctx);
+  auto W0 = to_device<T>(MatrixR<float>::Random(D, D) * 0.02f, ctx);
+  auto A = to_device<T>(MatrixR<float>::Random(r, D) * 0.02f, ctx);
+  auto B = to_device<T>(MatrixR<float>::Random(D, r) * 0.02f, ctx);
+  auto G = to_device<T>(MatrixR<float>::Random(N, D), ctx);
+  hc::DeviceTensor<T> gX(N, D), gA(r, D), gB(D, r), z;
+  gX.set_zero(ctx.stream);
+  gA.set_zero(ctx.stream);
+  gB.set_zero(ctx.stream);
+
+  hc::LoRASaved<T> ls;
+  hc::LoRAInputs<T> li{X.cview(), W0.cview(), X.cview(), A.cview(), B.cview(), {}, 2.0f};
+  hc::LoRAGrads<T> lg{gX.view(), {}, gX.view(), gA.view(), gB.view(), {}};
+  const double t_lora = median_ms(dc, reps, [&] {
+    hc::lora_forward<T>(ctx, li, z, ls);
+    hc::lora_backward<T>(ctx, li, ls, G.cview(), lg);
+  });
+  hc::HypLoRASaved<T> hs;
+  hc::HypLoRAInputs<T> hi{X.cview(), W0.cview(), X.cview(), A.cview(), B.cview(), {}, 1.0f, 1.0f, 2.0f, false};
+  hc::HypLoRAGrads<T> hg{gX.view(), {}, gX.view(), gA.view(), gB.view(), {}, {}, {}};
+  const double t_hyp = median_ms(dc, reps, [&] {
+    hc::hyplora_forward<T>(ctx, hi, z, hs);
+    hc::hyplora_backward<T>(ctx, hi, hs, G.cview(), hg);
+  });
+  const double gflop = 4.0 * double(N) * double(D) * double(D) * 1e-9;
+  std::printf("shape: N=%ld D_in=D_out=%ld R=%ld %s storage, FP32 compute, median of %d reps (fwd+bwd, W0 frozen)\n",
+              static_cast<long>(N), static_cast<long>(D), static_cast<long>(r), tag, reps);
+  std::printf("lora_fwd_bwd_ms_%s    %.4f  (%.1f TFLOP/s on the base GEMMs)\n", tag, t_lora, gflop / t_lora);
+  std::printf("hyplora_fwd_bwd_ms_%s %.4f\n", tag, t_hyp);
+  std::printf("ratio hyplora/lora %s %.4f\n", tag, t_hyp / t_lora);
 }
 }  // namespace
 
@@ -86,5 +140,7 @@ int main(int argc, char** argv) {
   std::printf("ratio hyplora/lora %.4f\n", t_hyp / t_lora);
   std::printf("allocator cudaMalloc calls %zu, bytes cached %zu\n",
               hc::CachingAllocator::global().stats().malloc_calls, hc::CachingAllocator::global().stats().bytes_cached);
+  bench_half<__half>(dc, N, D, r, reps, "fp16");
+  bench_half<__nv_bfloat16>(dc, N, D, r, reps, "bf16");
   return 0;
 }

@@ -20,10 +20,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <type_traits>
 
 #include "hyplora/autodiff/detail/column_chunks.hpp"
+#include "hyplora/autodiff/detail/dora_rows.hpp"
 #include "hyplora/autodiff/detail/linear_base.hpp"
 #include "hyplora/autodiff/ops_elementwise.hpp"  // detail::parallel_for, check_same_tape
 #include "hyplora/autodiff/ops_matmul.hpp"       // detail::gemm
@@ -65,10 +65,7 @@ void dora_scale_backward(Tape<T>& t, int id) {
 
   // c_i = −ds_i·m_i/‖V_i‖³ (Eq. (263)); 0 at V_i = 0, the subgradient the composed row_norm takes.
   // ∂m_i = ds_i/‖V_i‖ (Eq. (262)).
-  for (Index i = 0; i < d_out; ++i) {
-    const T nv = rows(i, kDoraNorm);
-    rows(i, kDoraCoef) = nv > T(0) ? -ds(0, i) * mv(0, i) / (nv * nv * nv) : T(0);
-  }
+  for (Index i = 0; i < d_out; ++i) rows(i, kDoraCoef) = dora_norm_coef(ds(0, i), mv(0, i), rows(i, kDoraNorm));
   if (needM) {
     auto o = t.grad_out(m);
     for (Index i = 0; i < d_out; ++i) {
@@ -180,18 +177,15 @@ Var<T> dora_scale(Var<T> W0, Var<T> A, Var<T> B, Var<T> m, T gamma) {
   detail::gemm(T(1), Bv, false, M, false, T(0), BM);  // B·M
   // ‖V_i‖² = ‖W0_i‖² + 2γ·Q_i·B_i + γ²·(B·M)_i·B_i (Eq. (260)). Its rounding error is relative
   // to (‖W0_i‖ + ‖γ·B_i·A‖)²; when ‖V_i‖² falls below dora_exact_below() of that, the form has
-  // cancelled: stream V_i instead (Eq. (261)).
+  // cancelled: stream V_i instead (Eq. (261)). The scalar test is detail::dora_form_norm, shared
+  // with the device op.
   const T rho = numerics<T>::dora_exact_below();
   detail::parallel_for(d_out, d_out * (d_in + 2 * r), [&](Index i) {
-    using std::abs;
-    using std::sqrt;
-    const T w = W.row(i).squaredNorm();
-    const T q = T(2) * gamma * Q.row(i).dot(Bv.row(i));
-    const T b = gamma * gamma * BM.row(i).dot(Bv.row(i));
-    const T n2 = w + q + b;
-    const bool exact = !(n2 >= rho * (w + abs(b) + T(2) * sqrt(w * abs(b))));  // also catches NaN
+    bool exact = false;
+    const T nv = detail::dora_form_norm<T>(W.row(i).squaredNorm(), Q.row(i).dot(Bv.row(i)), BM.row(i).dot(Bv.row(i)),
+                                           gamma, rho, exact);
     rows(i, detail::kDoraExact) = exact ? T(1) : T(0);
-    rows(i, detail::kDoraNorm) = exact ? T(0) : sqrt(n2);
+    rows(i, detail::kDoraNorm) = nv;
   });
   Index n_exact = 0;
   for (Index i = 0; i < d_out; ++i) n_exact += rows(i, detail::kDoraExact) != T(0) ? 1 : 0;
@@ -295,15 +289,13 @@ void dora_linear_backward(Tape<T>& t, int id) {
     } else {
       const T* bp = bias >= 0 ? t.value(bias).data() : nullptr;
       dora_column_sums<T>(G, t.value(id), bp, cols);
-      using std::abs;
       const T kappa = numerics<T>::dora_readback_bias_ratio();
       Tensor<T>& col = n.saved[kDlCol];
       for (Index j = 0; j < d_out; ++j) {
         const T sj = sv(0, j), bj = bp ? bp[j] : T(0);
         T d;
-        if (abs(sj) > T(0) && abs(sj) <= std::numeric_limits<T>::max() &&
-            (!bp || abs(bj) * cols(kColAbsG, j) <= kappa * cols(kColAbsGy, j))) {
-          d = bp ? (cols(kColGz, j) - bj * cols(kColG, j)) / sj : cols(kColGz, j) / sj;
+        if (dora_readback_ok<T>(sj, bj, bp != nullptr, cols(kColAbsG, j), cols(kColAbsGy, j), kappa)) {
+          d = dora_readback_ds<T>(cols(kColGz, j), cols(kColG, j), sj, bj, bp != nullptr);
         } else {
           col.resize(N, 1);
           gemm<T>(N, 1, d_in, T(1), X.data(), d_in, false, W.data() + j * d_in, d_in, true, T(0), col.data(), 1);

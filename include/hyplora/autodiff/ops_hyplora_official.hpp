@@ -26,6 +26,7 @@
 #include <string>
 #include <utility>
 
+#include "hyplora/autodiff/detail/hyplora_official_rows.hpp"  // per-token scalars (shared with CUDA)
 #include "hyplora/autodiff/detail/hyplora_token_pass.hpp"
 #include "hyplora/autodiff/detail/hyplora_rows.hpp"  // threading helpers of the per-token passes
 #include "hyplora/autodiff/detail/linear_base.hpp"   // also detail::gemm
@@ -37,20 +38,6 @@
 
 namespace hyplora::ad {
 
-/// The published `hyplora` branch's constants, verbatim (MATH_NOTES §4.1). They are part of the
-/// function being reproduced, not numerical choices of this library, so they live here and not
-/// in core/numerics.hpp.
-struct OfficialHypLoRAConstants {
-  static constexpr double k_eps = 1e-6;            // K = softplus(θ) + k_eps
-  static constexpr double min_norm = 1e-7;         // n = max(|x|, ·) and q = max(|y|, ·)
-  static constexpr double sinh_clamp = 12.0;       // sinh(min(n/(sR), ·))
-  static constexpr double min_K_time = 1e-6;       // time component √(|y|² + 1/max(K, ·))
-  static constexpr double min_excess = 1e-6;       // e = max(θ' − 1, ·)
-  static constexpr double small_angle_below = 1.01;  // √(2e) below, arcosh above
-  static constexpr double acosh_floor_excess = 1e-7; // arcosh(max(θ', 1 + ·))
-  static constexpr double theta_grad_clip = 0.01;  // hook: ∂L/∂θ clamped to ±·
-};
-
 namespace detail {
 namespace radial_lora {
 
@@ -58,12 +45,7 @@ namespace radial_lora {
 // hyplora_token_pass scratch (f = kappa·s_y·c1² per token and a slot per thread, then S).
 enum Saved { kU = 0, kWa = 1, kSc = 2, kM = 3, kGa = 4, kScratch = 5, kSavedCount = 6 };
 
-/// Per-token scalars (columns of saved[kSc]), Eq. (184)–(186):
-///   a = c1·U (U = A x_a), out = w·y (y = B a), kappa = (dw/d|y|)/|y| so that
-///   g_y = w·G + kappa·(G·y)·y, kappa_x = (dc1/d|x|)/|x| so that the radial part of the input
-///   map's backward is g_x += kappa_x·(U·g_a)·x,
-///   ∂L/∂p_j += alpha_j·(G·y) + beta_j·(U·g_a) for the node's two scalar parameters p_0, p_1.
-enum Col { kC1 = 0, kW, kKappa, kKappaX, kAlpha0, kBeta0, kAlpha1, kBeta1, kCols };
+// Per-token scalars: the columns Col (kC1 … kBeta1, kCols) of detail/hyplora_official_rows.hpp.
 
 /// Forward of the skeleton: writes U, M = BᵀB, the scalars and W_a = w·c1·U (N, R), then adds
 /// W_a·Bᵀ to the node's value (which already holds the base map; a branch-only node has none and
@@ -107,9 +89,8 @@ void forward(Tape<T>& t, int id, int xa, int A, int B, const Row& row, const cha
       row.input(n2, s);
       const T* ui = U.data() + i * r;
       const double uMu = quad_form_double(M.data(), ui, r);
-      const double c1 = static_cast<double>(s[kC1]);
-      row.output(c1 * c1 * (uMu > 0.0 ? uMu : 0.0), s);
-      const T wc = s[kW] * s[kC1];
+      row.output(row_q2(s[kC1], uMu), s);
+      const T wc = row_wa_coef(s);
       T* wi = Wa.data() + i * r;
       for (Index j = 0; j < r; ++j) wi[j] = wc * ui[j];
     }
@@ -171,14 +152,14 @@ void backward(Tape<T>& t, int id, int xa, int A, int B, const bool need_p[2], do
       const T* ui = U.data() + i * r;
       const T* s = sc.data() + i * kCols;
       const T c1 = s[kC1], w = s[kW];
-      const T s_y = c1 * dot_lanes(ui, gi, r);
-      const T ky = s[kKappa] * s_y;
-      for (Index j = 0; j < r; ++j) gi[j] = w * gi[j] + ky * c1 * qi[j];
+      const T s_y = row_s_y(s, dot_lanes(ui, gi, r));
+      const T m = row_ga_coef(s, s_y);
+      for (Index j = 0; j < r; ++j) gi[j] = w * gi[j] + m * qi[j];
       const T s_x = dot_lanes(ui, gi, r);
-      if (need_p[0]) s0 += static_cast<double>(s[kAlpha0] * s_y) + static_cast<double>(s[kBeta0] * s_x);
-      if (need_p[1]) s1 += static_cast<double>(s[kAlpha1] * s_y) + static_cast<double>(s[kBeta1] * s_x);
+      if (need_p[0]) s0 += row_param_grad(s, 0, s_y, s_x);
+      if (need_p[1]) s1 += row_param_grad(s, 1, s_y, s_x);
       if (needX) {
-        const T kx = s[kKappaX] * s_x;
+        const T kx = row_kx(s, s_x);
         const T* xi = Xa.data() + i * D;
         T* gxi = gX + i * D;
         if (gX_fresh)
@@ -187,7 +168,7 @@ void backward(Tape<T>& t, int id, int xa, int A, int B, const bool need_p[2], do
           for (Index j = 0; j < D; ++j) gxi[j] += kx * xi[j];
       }
       for (Index j = 0; j < r; ++j) gi[j] *= c1;
-      f[i] = ky * c1 * c1;  // Σ f·u uᵀ = Σ kappa·s_y·a aᵀ
+      f[i] = m * c1;  // Σ f·u uᵀ = Σ kappa·s_y·a aᵀ
     }
   });
   dp[0] = sums.first;
@@ -257,72 +238,7 @@ void throw_value(const char* op, const char* what, T v) {
 
 // ---- official `hyplora` ------------------------------------------------------------------------
 
-/// Per-token scalars of the official branch. p_0 = K, p_1 = s (θ gets ∂K·sigmoid(θ), clipped).
-template <class T>
-struct OfficialRow {
-  using C = OfficialHypLoRAConstants;
-  T K, R, s, gamma;
-
-  // h = R·sinh(min(ρ, 12))·x/n = c1·x, n = max(|x|, 1e-7), ρ = n/(sR)  (Eq. (176)).
-  void input(T n2, T* o) const {
-    using namespace radial_lora;
-    using std::cosh;
-    using std::sinh;
-    using std::sqrt;
-    const T nx = sqrt(n2);
-    const bool n_clamped = !(nx >= T(C::min_norm));  // torch's clamp passes the gradient at equality
-    const T nn = n_clamped ? T(C::min_norm) : nx;
-    const T rho = nn / (s * R);
-    if (rho <= T(C::sinh_clamp)) {
-      // c1 = R sinh(ρ)/n = sinhc(ρ)/s; d c1/dn · (1/n) = D1(ρ)/(s³K): no cancellation (Eq. (185)).
-      const T D1 = sinhc_d1(rho);
-      o[kC1] = sinhc(rho) / s;
-      o[kKappaX] = n_clamped ? T(0) : D1 / (s * s * s * K);
-      o[kBeta0] = -rho * rho * D1 / (T(2) * K * s);  // (d|h|/dR)/(2R n) = −ρ³D1/(2Rn)
-      o[kBeta1] = -cosh(rho) / (s * s);              // (d|h|/ds)/n
-    } else {
-      // Saturated: |h| = R sinh(12), no gradient to n or s through it (Eq. (185)).
-      const T sh = sinh(T(C::sinh_clamp));
-      o[kC1] = R * sh / nn;
-      o[kKappaX] = n_clamped ? T(0) : -o[kC1] / (nn * nn);
-      o[kBeta0] = sh / (T(2) * R * nn);
-      o[kBeta1] = T(0);
-    }
-  }
-
-  // out = γ·R·g(θ')·y/q, θ' = √(|y|² + 1/max(K,1e-6))/R, q = max(|y|, 1e-7)  (Eq. (177)–(178)).
-  void output(double q2d, T* o) const {
-    using namespace radial_lora;
-    using std::acosh;
-    using std::sqrt;
-    const T q2 = static_cast<T>(q2d);
-    const T ny = sqrt(q2);
-    const bool q_clamped = !(ny >= T(C::min_norm));
-    const T q = q_clamped ? T(C::min_norm) : ny;
-    const bool K_clamped = !(K >= T(C::min_K_time));
-    const T Kt = K_clamped ? T(C::min_K_time) : K;
-    const T z0 = sqrt(q2 + T(1) / Kt);
-    const T th = z0 / R;
-    T g, gp;  // g(θ') and g'(θ') (Eq. (178), (187))
-    if (th < T(C::small_angle_below)) {
-      const T em = th - T(1);
-      const bool e_clamped = !(em >= T(C::min_excess));
-      const T e = e_clamped ? T(C::min_excess) : em;
-      g = sqrt(T(2) * e);
-      gp = e_clamped ? T(0) : T(1) / g;
-    } else {
-      const T floor = T(1) + T(C::acosh_floor_excess);
-      const T tc = th >= floor ? th : floor;
-      g = acosh(tc);
-      gp = th >= floor ? T(1) / sqrt((tc - T(1)) * (tc + T(1))) : T(0);
-    }
-    const T dth_dK = (K_clamped ? T(0) : -T(1) / (T(2) * z0 * K * K * R)) - z0 / (T(2) * R * R * R);
-    o[kW] = gamma * R * g / q;
-    o[kKappa] = gamma * (gp / (z0 * q) - (q_clamped ? T(0) : R * g / (q * q * q)));
-    o[kAlpha0] = gamma / q * (g / (T(2) * R) + R * gp * dth_dK);
-    o[kAlpha1] = T(0);  // s does not enter the output side ("no multiplication by s")
-  }
-};
+// The per-token scalars of the official branch: OfficialRow (detail/hyplora_official_rows.hpp).
 
 // parents: x, W0, x_a, A, B, θ, s [, bias]; ints: {bias id, has base}; attrs: {γ}.
 template <class T>
@@ -335,9 +251,7 @@ void hyplora_official_backward(Tape<T>& t, int id) {
   radial_lora::base_backward(t, id);
   if (need_p[0]) {
     // ∂L/∂θ = ∂L/∂K · sigmoid(θ), then the published hook clamps it to ±0.01 (Eq. (189)).
-    const double clip = OfficialHypLoRAConstants::theta_grad_clip;
-    double d = dp[0] * static_cast<double>(stable_sigmoid(t.value(th)(0, 0)));
-    d = d < -clip ? -clip : (d > clip ? clip : d);
+    const double d = official_theta_grad(dp[0], static_cast<double>(stable_sigmoid(t.value(th)(0, 0))));
     t.grad_acc(th)(0, 0) += static_cast<T>(d);
   }
   if (need_p[1]) t.grad_acc(sid)(0, 0) += static_cast<T>(dp[1]);
@@ -345,33 +259,7 @@ void hyplora_official_backward(Tape<T>& t, int id) {
 
 // ---- official `hyplora_simplified` -------------------------------------------------------------
 
-/// Per-token scalars of the simplified branch. p_0 = k (the raw trainable scalar).
-template <class T>
-struct OfficialSimplifiedRow {
-  T k, sk, gamma;  // sk = √|k|
-
-  // u = 2x/(1 + k|x|²) = c1·x  (Eq. (190)).
-  void input(T n2, T* o) const {
-    using namespace radial_lora;
-    const T d1 = T(1) + k * n2;
-    o[kC1] = T(2) / d1;
-    o[kKappaX] = -T(4) * k / (d1 * d1);
-    o[kBeta0] = -T(2) * n2 / (d1 * d1);
-    o[kBeta1] = T(0);
-  }
-
-  // y0 = √(|y|² + k), out = γ·y/(1 + √|k|·y0)  (Eq. (191)).
-  void output(double q2d, T* o) const {
-    using namespace radial_lora;
-    using std::sqrt;
-    const T y0 = sqrt(static_cast<T>(q2d) + k);
-    const T c3 = T(1) / (T(1) + sk * y0);
-    o[kW] = gamma * c3;
-    o[kKappa] = -gamma * c3 * c3 * sk / y0;
-    o[kAlpha0] = -gamma * c3 * c3 * (y0 / (T(2) * sk) + sk / (T(2) * y0));
-    o[kAlpha1] = T(0);
-  }
-};
+// The per-token scalars of the simplified branch: OfficialSimplifiedRow (detail/hyplora_official_rows.hpp).
 
 // parents: x, W0, x_a, A, B, k [, bias]; ints: {bias id, has base}; attrs: {γ}.
 template <class T>
@@ -395,7 +283,7 @@ Var<T> hyplora_official_node(const char* op, Var<T> x, Var<T> W0, Var<T> x_a, Va
   if (!std::isfinite(static_cast<double>(th))) radial_lora::throw_value(op, "theta must be finite", th);
   if (!(sv != T(0)) || !std::isfinite(static_cast<double>(sv)))
     radial_lora::throw_value(op, "feature scale s must be finite and non-zero", sv);
-  const T K = SoftplusF::f(th, T(0), T(0)) + T(OfficialHypLoRAConstants::k_eps);
+  const T K = official_curvature(SoftplusF::f(th, T(0), T(0)));
   const int id = radial_lora::push_node(op, &hyplora_official_backward<T>, x, W0, x_a, A, B, {theta, s}, b, gamma);
   const OfficialRow<T> row{K, static_cast<T>(std::sqrt(K)), sv, static_cast<T>(gamma)};
   radial_lora::forward(*x_a.tape, id, x_a.id, A.id, B.id, row, op);

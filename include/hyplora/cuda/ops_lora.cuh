@@ -5,12 +5,16 @@
 //   P = γ·G·B,  dB += γ·Gᵀ·U,  dA += Pᵀ·x_a,  dx_a += P·A   (plus the base map's).
 // Functions on device tensors with explicit saved/scratch buffers; not wired into the Tape yet
 // (the tape's device dispatch is a later step).
+// T: float, double, or __half / __nv_bfloat16 storage (half.hpp): every tensor, U and P in T,
+// the GEMMs with FP32 compute, γ in float; gradients accumulate in the GEMM's float epilogue
+// (read, add, round once).
 #pragma once
 
 #include "hyplora/cuda/context.hpp"
 #include "hyplora/cuda/cublas.hpp"
 #include "hyplora/cuda/detail/linear_base.cuh"
 #include "hyplora/cuda/device_tensor.hpp"
+#include "hyplora/cuda/half.hpp"
 
 namespace hyplora::cuda {
 
@@ -18,7 +22,7 @@ namespace hyplora::cuda {
 template <class T>
 struct LoRAInputs {
   DeviceView<const T> x, W0, x_a, A, B, bias;  // bias may be absent
-  T gamma = T(1);
+  compute_t<T> gamma = compute_t<T>(1);         // T for float/double, float for half storage
 };
 
 /// Gradients to accumulate into; an absent view means "not needed" (t.needs_grad false).
@@ -48,12 +52,13 @@ void check_lora_shapes(const char* op, const LoRAInputs<T>& in) {
 template <class T>
 void lora_forward(const Context& ctx, const LoRAInputs<T>& in, DeviceTensor<T>& z, LoRASaved<T>& saved) {
   detail::check_lora_shapes("cuda::lora_forward", in);
+  using S = gemm_scalar_t<T>;
   const Index N = in.x.rows, Din = in.x.cols, Dout = in.W0.rows, r = in.A.rows;
   z.resize(N, Dout, *ctx.alloc);
   saved.U.resize(N, r, *ctx.alloc);
   detail::linear_base_forward<T>(ctx, in.x, in.W0, in.bias, z.view());
-  gemm<T>(ctx.blas, Op::N, Op::T, N, r, Din, T(1), in.x_a.data, Din, in.A.data, Din, T(0), saved.U.data(), r);
-  gemm<T>(ctx.blas, Op::N, Op::T, N, Dout, r, in.gamma, saved.U.data(), r, in.B.data, r, T(1), z.data(), Dout);
+  gemm<T>(ctx.blas, Op::N, Op::T, N, r, Din, S(1), in.x_a.data, Din, in.A.data, Din, S(0), saved.U.data(), r);
+  gemm<T>(ctx.blas, Op::N, Op::T, N, Dout, r, in.gamma, saved.U.data(), r, in.B.data, r, S(1), z.data(), Dout);
 }
 
 /// Accumulates the gradients for G = ∂L/∂z (N, D_out).
@@ -61,6 +66,7 @@ template <class T>
 void lora_backward(const Context& ctx, const LoRAInputs<T>& in, LoRASaved<T>& saved, DeviceView<const T> G,
                    const LoRAGrads<T>& grads) {
   const char* op = "cuda::lora_backward";
+  using S = gemm_scalar_t<T>;
   detail::check_lora_shapes(op, in);
   const Index N = in.x.rows, Din = in.x.cols, Dout = in.W0.rows, r = in.A.rows;
   if (G.rows != N || G.cols != Dout) throw_shape(op, "z", N, Dout, "G", G.rows, G.cols);
@@ -75,14 +81,14 @@ void lora_backward(const Context& ctx, const LoRAInputs<T>& in, LoRASaved<T>& sa
                                   in.bias.present() ? grads.bias : DeviceView<T>{});
   if (grads.A.present() || grads.x_a.present()) {
     saved.P.resize(N, r, *ctx.alloc);
-    gemm<T>(ctx.blas, Op::N, Op::N, N, r, Dout, in.gamma, G.data, Dout, in.B.data, r, T(0), saved.P.data(), r);
+    gemm<T>(ctx.blas, Op::N, Op::N, N, r, Dout, in.gamma, G.data, Dout, in.B.data, r, S(0), saved.P.data(), r);
   }
   if (grads.B.present())
-    gemm<T>(ctx.blas, Op::T, Op::N, Dout, r, N, in.gamma, G.data, Dout, saved.U.data(), r, T(1), grads.B.data, r);
+    gemm<T>(ctx.blas, Op::T, Op::N, Dout, r, N, in.gamma, G.data, Dout, saved.U.data(), r, S(1), grads.B.data, r);
   if (grads.A.present())
-    gemm<T>(ctx.blas, Op::T, Op::N, r, Din, N, T(1), saved.P.data(), r, in.x_a.data, Din, T(1), grads.A.data, Din);
+    gemm<T>(ctx.blas, Op::T, Op::N, r, Din, N, S(1), saved.P.data(), r, in.x_a.data, Din, S(1), grads.A.data, Din);
   if (grads.x_a.present())
-    gemm<T>(ctx.blas, Op::N, Op::N, N, Din, r, T(1), saved.P.data(), r, in.A.data, Din, T(1), grads.x_a.data, Din);
+    gemm<T>(ctx.blas, Op::N, Op::N, N, Din, r, S(1), saved.P.data(), r, in.A.data, Din, S(1), grads.x_a.data, Din);
 }
 
 }  // namespace hyplora::cuda

@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "hyplora/cuda/half.hpp"
+
 namespace hyplora::cuda::detail {
 
 /// Threads per row block (a multiple of 32: block_sum needs whole warps).
@@ -18,18 +20,8 @@ inline constexpr int kRowThreads = 256;
 /// Threads per block of the flat elementwise kernels.
 inline constexpr int kFlatThreads = 256;
 
-/// Accumulation type: per-row scalars and reductions run in float for half storage, in the
-/// storage type otherwise.
-template <class T>
-struct acc {
-  using type = T;
-};
-template <>
-struct acc<__half> {
-  using type = float;
-};
-template <class T>
-using acc_t = typename acc<T>::type;
+// acc_t<T> (the accumulation type: float for __half and __nv_bfloat16 storage, T otherwise) and
+// to_acc / from_acc live in hyplora/cuda/half.hpp.
 
 /// Blocks for n elements with kFlatThreads threads each, a grid-stride loop covering the rest.
 inline unsigned flat_blocks(std::int64_t n) {

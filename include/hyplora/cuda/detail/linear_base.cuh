@@ -1,6 +1,8 @@
 // hyplora/cuda/detail/linear_base.cuh — the base map z = x·W0ᵀ + b shared by the device LoRA and
 // HypLoRA ops; device twin of autodiff/detail/linear_base.hpp.
 //   x: (N, D_in)  W0: (D_out, D_in)  b: (1, D_out) or absent  z: (N, D_out)
+// T: float, double, or __half / __nv_bfloat16 storage (FP32-compute GEMMs, the bias added in float
+// and rounded once, see half.hpp).
 #pragma once
 
 #include <cstdint>
@@ -11,15 +13,16 @@
 #include "hyplora/cuda/detail/block_reduce.cuh"
 #include "hyplora/cuda/device_tensor.hpp"
 #include "hyplora/cuda/error.hpp"
+#include "hyplora/cuda/half.hpp"
 
 namespace hyplora::cuda::detail {
 
-// z_ij += b_j over all N·D_out elements.
+// z_ij += b_j over all N·D_out elements (in acc_t<T>, one rounding to T).
 template <class T>
 __global__ void add_row_bias_kernel(T* __restrict__ z, const T* __restrict__ b, std::int64_t n, std::int64_t cols) {
   for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < n;
        e += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
-    z[e] += b[e % cols];
+    z[e] = from_acc<T>(to_acc(z[e]) + to_acc(b[e % cols]));
 }
 
 /// Throws shape_error unless x (N, D_in), W0 (D_out, D_in) and b (1, D_out) fit.
@@ -33,7 +36,8 @@ void check_linear_shapes(const char* op, DeviceView<const T> x, DeviceView<const
 template <class T>
 void linear_base_forward(const Context& ctx, DeviceView<const T> x, DeviceView<const T> W0, DeviceView<const T> b,
                          DeviceView<T> z) {
-  gemm<T>(ctx.blas, Op::N, Op::T, x.rows, W0.rows, x.cols, T(1), x.data, x.cols, W0.data, W0.cols, T(0), z.data,
+  using S = gemm_scalar_t<T>;
+  gemm<T>(ctx.blas, Op::N, Op::T, x.rows, W0.rows, x.cols, S(1), x.data, x.cols, W0.data, W0.cols, S(0), z.data,
           z.cols);
   if (b.present() && z.size() > 0) {
     add_row_bias_kernel<T><<<flat_blocks(z.size()), kFlatThreads, 0, ctx.stream>>>(z.data, b.data, z.size(), z.cols);
@@ -45,9 +49,10 @@ void linear_base_forward(const Context& ctx, DeviceView<const T> x, DeviceView<c
 template <class T>
 void linear_base_backward(const Context& ctx, DeviceView<const T> x, DeviceView<const T> W0, DeviceView<const T> G,
                           DeviceView<T> dx, DeviceView<T> dW0, DeviceView<T> db) {
+  using S = gemm_scalar_t<T>;
   const std::int64_t N = x.rows, Din = x.cols, Dout = W0.rows;
-  if (dx.present()) gemm<T>(ctx.blas, Op::N, Op::N, N, Din, Dout, T(1), G.data, Dout, W0.data, Din, T(1), dx.data, Din);
-  if (dW0.present()) gemm<T>(ctx.blas, Op::T, Op::N, Dout, Din, N, T(1), G.data, Dout, x.data, Din, T(1), dW0.data, Din);
+  if (dx.present()) gemm<T>(ctx.blas, Op::N, Op::N, N, Din, Dout, S(1), G.data, Dout, W0.data, Din, S(1), dx.data, Din);
+  if (dW0.present()) gemm<T>(ctx.blas, Op::T, Op::N, Dout, Din, N, S(1), G.data, Dout, x.data, Din, S(1), dW0.data, Din);
   if (db.present() && Dout > 0) {
     add_col_sums_kernel<T><<<col_blocks(Dout), kColThreads, 0, ctx.stream>>>(G.data, N, Dout, db.data);
     HYPLORA_CUDA_CHECK_LAUNCH();
