@@ -100,6 +100,14 @@ for a in full lora hyplora; do
   grep "^loss-check" "$out/loss_check_$a.log" >> "$summary" 2>/dev/null || true
 done
 
+# The newcomer's job on the GPU: pretrain, fine-tune each adapter and evaluate (hyplora-finetune
+# compare --device cuda), small enough to take seconds; the tables go to the summary.
+wordnet=/usr/share/wordnet
+[ -f .deps/prefix/usr/share/wordnet/data.noun ] && wordnet="$root/.deps/prefix/usr/share/wordnet"
+step compare_cuda 90 "$ft" compare --device cuda --data-dir "$out/demo-data" --wordnet-dir "$wordnet" \
+  --adapters lora,hyplora,full --tasks arithmetic --pretrain-steps 100 --steps 60 --save-every 30 --eval-items 50
+grep -E "^(pretrained|adapter|lora|hyplora|full) " "$out/compare_cuda.log" >> "$summary" 2>/dev/null || true
+
 # PyTorch eager CUDA on the same machine: the GPT step (torch_gpt.py) and the adapter layers
 # (torch_adapters.py, beside bench_cuda_adapters above).
 if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then

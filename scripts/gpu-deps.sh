@@ -8,5 +8,7 @@ mkdir -p .deps
 cd .deps
 # ninja-build: gpu-check.sh builds its targets with Ninja, which runs them in parallel (Make's
 # top-level Makefile is .NOTPARALLEL across goals: 215 s of serial nvcc on the H200 machine).
-apt-get download libeigen3-dev doctest-dev libbenchmark-dev libbenchmark1debian nlohmann-json3-dev libcli11-dev ninja-build
+# wordnet-base: the GPT example pretrains on WordNet glosses (gpu-check.sh's compare_cuda step).
+apt-get download libeigen3-dev doctest-dev libbenchmark-dev libbenchmark1debian nlohmann-json3-dev libcli11-dev ninja-build \
+  wordnet-base
 ls -l ./*.deb

@@ -28,7 +28,15 @@ CudaTrainer::~CudaTrainer() = default;
 double CudaTrainer::step(const std::vector<std::int64_t>& ids, const std::vector<std::int64_t>& targets, Index B, Index Tn) {
   return impl_->gpt.step(ids, targets, B, Tn);
 }
-void CudaTrainer::copy_to_host(ad::ParameterStore<float>& store) const { impl_->gpt.copy_to_host(store); }
+void CudaTrainer::copy_to_host(ad::ParameterStore<float>& store, optim::AdamW<float>* opt) const {
+  impl_->gpt.copy_to_host(store);
+  if (opt) impl_->gpt.copy_optimizer_to_host(*opt);
+}
+void CudaTrainer::copy_from_host(const ad::ParameterStore<float>& store, const optim::AdamW<float>& opt, std::int64_t step) {
+  impl_->gpt.load_optimizer(opt, step);  // checks opt and step before copying anything
+  impl_->gpt.copy_from_host(store);
+}
+std::int64_t CudaTrainer::step_index() const { return impl_->gpt.step_index(); }
 std::size_t CudaTrainer::malloc_calls() const { return impl_->alloc.stats().malloc_calls; }
 double CudaTrainer::device_mib() const {
   const auto s = impl_->alloc.stats();

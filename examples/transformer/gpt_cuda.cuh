@@ -10,10 +10,15 @@
 // config, parameter handles, adapter configs), every parameter is copied to the device once, the
 // trainable ones first (packed, so clipping and AdamW are one pass each over one arena), then the
 // frozen ones. Supported: layer norm and RMS norm (eps 1e-6, as the CPU); projections that are
-// plain (frozen, or trainable with --adapter full), LoRA, or exact HypLoRA with fixed K and σ;
-// adapter dropout 0. Anything else
-// throws value_error "... not supported on cuda yet". Steady state allocates no device memory:
-// the graph is rebuilt each step on nodes reused by position (same shapes, caching allocator).
+// plain (frozen, or trainable with --adapter full) or carry any adapter kind (lora, dora, hyplora,
+// hyplora_official, hyplora_official_simplified, hyplora_stereographic), with fixed or learned
+// curvature / feature scale and adapter dropout (the CPU's mask: seed AdaptedLinear::dropout_seed of
+// the step index, as the Trainer passes step_). Merged adapters throw value_error "... not
+// supported on cuda yet". Learned scalars (lora_k, lora_norm_scale) enter the device ops as host
+// values: before each step's build they are gathered from the arena into a small device buffer and
+// copied to the host in one transfer (one host sync per step, only when the model has any).
+// Steady state allocates no device memory: the graph is rebuilt each step on nodes reused by
+// position (same shapes, caching allocator).
 //
 // Shapes: B sequences of T tokens, N = B·T, C width, H heads, V vocabulary, L layers.
 #pragma once
@@ -34,12 +39,24 @@
 #include "hyplora/cuda/kernels/adamw.cuh"
 #include "hyplora/cuda/kernels/clip_grad.cuh"
 #include "hyplora/cuda/kernels/embedding.cuh"
+#include "hyplora/nn/adapted_linear.hpp"
 #include "hyplora/optim/adamw.hpp"
 #include "hyplora/optim/lr_schedule.hpp"
 #include "model.hpp"
 #include "train.hpp"
 
 namespace hyplora::examples {
+
+namespace detail {
+// out[i] = values[at[i]]: the learned scalars of the arena, gathered for one copy to the host.
+template <class T>
+__global__ void gather_scalars_kernel(const T* __restrict__ values, const std::int64_t* __restrict__ at,
+                                      std::int64_t n, T* __restrict__ out) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    out[i] = values[at[i]];
+}
+}  // namespace detail
 
 template <class T>
 class DeviceGPT {
@@ -61,8 +78,18 @@ class DeviceGPT {
           throw value_error("DeviceGPT: projection '" + p.base().name() + "' is not in the store (" +
                             std::to_string(store.count()) + " parameters)");
         lin_of_[static_cast<std::size_t>(w)] = static_cast<int>(lins_.size());
-        lins_.push_back(make_linear(p));
+        lin_src_.push_back(LinSource{&p, -1, -1});
+        lins_.push_back(make_linear(p, lin_src_.back()));
       }
+    if (!scalar_at_.empty()) {
+      const Index n = static_cast<Index>(scalar_at_.size());
+      scalar_at_dev_.resize(n, 1, *ctx_.alloc);
+      scalar_dev_.resize(n, 1, *ctx_.alloc);
+      scalar_host_.resize(scalar_at_.size());
+      HYPLORA_CUDA_CHECK(cudaMemcpyAsync(scalar_at_dev_.data(), scalar_at_.data(), scalar_at_.size() * sizeof(std::int64_t),
+                                         cudaMemcpyHostToDevice, ctx_.stream));
+      HYPLORA_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));  // scalar_at_ is host memory
+    }
   }
 
   /// One update on (ids, targets) of B sequences of T tokens (Trainer::step's order: zero grads,
@@ -76,6 +103,7 @@ class DeviceGPT {
   /// Zeroes the gradients, then forward and backward; returns the loss (waits for the device).
   double forward_backward(const std::vector<std::int64_t>& ids, const std::vector<std::int64_t>& targets, Index B, Index Tn) {
     upload_batch(ids, targets, B, Tn);
+    prepare_linears();
     grads_.set_zero(ctx_.stream);
     graph_.clear();
     Graph g{*this, B * Tn};
@@ -120,6 +148,57 @@ class DeviceGPT {
     }
   }
 
+  /// Replaces every device value by the store's (laid out like the one this was built from), e.g.
+  /// after loading a checkpoint into it; the optimizer state is load_optimizer's.
+  void copy_from_host(const ad::ParameterStore<T>& store) {
+    if (store.count() != static_cast<int>(dev_.size()))
+      throw value_error("DeviceGPT::copy_from_host: the store has " + std::to_string(store.count()) +
+                        " parameters, the model " + std::to_string(dev_.size()));
+    for (int k = 0; k < store.count(); ++k)  // all checked before anything is overwritten
+      if (store.info(store.at_index(k)).size() != dev_[static_cast<std::size_t>(k)].size)
+        throw value_error("DeviceGPT::copy_from_host: parameter '" + store.info(store.at_index(k)).name +
+                          "' has another shape");
+    for (int k = 0; k < store.count(); ++k) {
+      const Slot& s = dev_[static_cast<std::size_t>(k)];
+      if (s.size == 0) continue;
+      HYPLORA_CUDA_CHECK(cudaMemcpyAsync(values_.data() + s.offset, store.value(store.at_index(k)).data(),
+                                         s.size * sizeof(T), cudaMemcpyHostToDevice, ctx_.stream));
+    }
+    HYPLORA_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+  }
+
+  /// Writes the AdamW state (m, v, step counts) into `opt`, an optimizer over a store laid out like
+  /// the one this was built from — with copy_to_host, what a checkpoint needs (checkpoint.hpp).
+  void copy_optimizer_to_host(optim::AdamW<T>& opt) const {
+    HYPLORA_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+    for (const auto& s : checked_slots(opt, "copy_optimizer_to_host")) {
+      if (s.size == 0) continue;
+      const std::size_t off = dev_[static_cast<std::size_t>(s.index)].offset;
+      HYPLORA_CUDA_CHECK(cudaMemcpy(opt.exp_avg_arena().data() + s.state, m_.data() + off, s.size * sizeof(T), cudaMemcpyDeviceToHost));
+      HYPLORA_CUDA_CHECK(cudaMemcpy(opt.exp_avg_sq_arena().data() + s.state, v_.data() + off, s.size * sizeof(T), cudaMemcpyDeviceToHost));
+    }
+    for (auto& c : opt.step_counts()) c = step_;
+  }
+
+  /// Continues from `opt`'s state (a checkpoint's): m and v are copied to the device and the
+  /// schedule resumes at `step`. Every parameter must have taken `step` updates: the device
+  /// optimizer keeps one step count for the arena (value_error otherwise).
+  void load_optimizer(const optim::AdamW<T>& opt, std::int64_t step) {
+    if (step < 0) throw value_error("DeviceGPT::load_optimizer: step must be >= 0, got " + std::to_string(step));
+    for (std::size_t k = 0; k < opt.step_counts().size(); ++k)
+      if (opt.step_counts()[k] != step)
+        throw value_error("DeviceGPT::load_optimizer: parameter slot " + std::to_string(k) + " has taken " +
+                          std::to_string(opt.step_counts()[k]) + " updates, the run " + std::to_string(step) +
+                          " (the device keeps one step count)");
+    for (const auto& s : checked_slots(opt, "load_optimizer")) {
+      if (s.size == 0) continue;
+      const std::size_t off = dev_[static_cast<std::size_t>(s.index)].offset;
+      HYPLORA_CUDA_CHECK(cudaMemcpy(m_.data() + off, opt.exp_avg_arena().data() + s.state, s.size * sizeof(T), cudaMemcpyHostToDevice));
+      HYPLORA_CUDA_CHECK(cudaMemcpy(v_.data() + off, opt.exp_avg_sq_arena().data() + s.state, s.size * sizeof(T), cudaMemcpyHostToDevice));
+    }
+    step_ = step;
+  }
+
   /// The pre-clip gradient norm of the last update (waits for the device); NaN when clip is inf.
   double last_grad_norm() const {
     if (!std::isfinite(cfg_.clip) || clip_.norm.size() == 0) return NAN;
@@ -139,6 +218,13 @@ class DeviceGPT {
     bool trainable = false;
   };
   using Var = typename cuda::Graph<T>::Var;
+  using Kind = typename cuda::LinearParams<T>::Kind;
+  // Where a projection's device twin comes from: the CPU layer (its dropout seed) and the indices
+  // of its learned θ or k (k_at) and σ (s_at) in the gathered scalars, −1 when fixed.
+  struct LinSource {
+    const nn::AdaptedLinear<T>* al;  // into model_, which is never resized
+    int k_at, s_at;
+  };
 
   // GPT::build's graph on the device: the model's parameter handles resolved to views of the
   // arena (gradient views absent for frozen ones), every op forwarded to the device tape.
@@ -180,13 +266,26 @@ class DeviceGPT {
     v_.resize(nt, 1, *ctx_.alloc);
     m_.set_zero(ctx_.stream);
     v_.set_zero(ctx_.stream);
-    for (int k = 0; k < store.count(); ++k) {
-      const Slot& s = dev_[static_cast<std::size_t>(k)];
-      if (s.size == 0) continue;
-      HYPLORA_CUDA_CHECK(cudaMemcpyAsync(values_.data() + s.offset, store.value(store.at_index(k)).data(),
-                                         s.size * sizeof(T), cudaMemcpyHostToDevice, ctx_.stream));
+    copy_from_host(store);
+  }
+
+  /// opt's slots, checked to be exactly this model's trainable parameters with the same sizes.
+  const std::vector<optim::detail::ParamSlot>& checked_slots(const optim::AdamW<T>& opt, const char* what) const {
+    std::size_t trainable = 0;
+    for (const Slot& d : dev_) trainable += d.trainable ? 1 : 0;
+    const auto& slots = opt.slots();
+    if (slots.size() != trainable || opt.config().amsgrad)
+      throw value_error(std::string("DeviceGPT::") + what + ": the optimizer has " + std::to_string(slots.size()) +
+                        " parameter slots" + (opt.config().amsgrad ? " and amsgrad" : "") + ", the model " +
+                        std::to_string(trainable) + " trainable parameters (no amsgrad)");
+    for (const auto& s : slots) {
+      const bool ok = s.index >= 0 && static_cast<std::size_t>(s.index) < dev_.size() &&
+                      dev_[static_cast<std::size_t>(s.index)].trainable && dev_[static_cast<std::size_t>(s.index)].size == s.size;
+      if (!ok)
+        throw value_error(std::string("DeviceGPT::") + what + ": optimizer slot of parameter " + std::to_string(s.index) +
+                          " (" + std::to_string(s.size) + " values) is not a trainable parameter of that size here");
     }
-    HYPLORA_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+    return slots;
   }
 
   cuda::DeviceView<T> val(ad::Parameter p) {
@@ -202,7 +301,9 @@ class DeviceGPT {
     return cuda::DeviceView<T>{grads_.data() + s.offset, s.rows, s.cols};
   }
 
-  cuda::LinearParams<T> make_linear(const nn::AdaptedLinear<T>& al) {
+  /// The device twin of a projection; registers its learned scalars (lora_k, lora_norm_scale) in
+  /// src and scalar_at_. Fixed scalars take the config's values as AdaptedLinear uses them.
+  cuda::LinearParams<T> make_linear(const nn::AdaptedLinear<T>& al, LinSource& src) {
     const std::string nm = al.base().name();
     const nn::AdapterConfig& c = al.config();
     if (al.merged()) throw value_error("DeviceGPT: '" + nm + "' is merged; merged adapters are not supported on cuda yet");
@@ -211,30 +312,85 @@ class DeviceGPT {
     p.dW = grad(al.base().weight());
     p.b = val(al.base().bias());
     p.db = grad(al.base().bias());
-    if (c.kind == nn::AdapterKind::none || c.kind == nn::AdapterKind::full) return p;
-    if (c.kind != nn::AdapterKind::lora && c.kind != nn::AdapterKind::hyplora)
-      throw value_error("DeviceGPT: '" + nm + "': adapter kind " + nn::to_string(c.kind) +
-                        " is not supported on cuda yet (full, lora, hyplora)");
-    if (c.dropout != 0.0)
-      throw value_error("DeviceGPT: '" + nm + "': adapter dropout " + std::to_string(c.dropout) +
-                        " is not supported on cuda yet (dropout must be 0)");
+    if (c.kind == nn::AdapterKind::none || c.kind == nn::AdapterKind::full) return p;  // no adapter, no dropout
     p.A = val(al.lora_A());
     p.dA = grad(al.lora_A());
     p.B = val(al.lora_B());
     p.dB = grad(al.lora_B());
     p.gamma = static_cast<T>(c.scaling());
-    if (c.kind == nn::AdapterKind::lora) {
-      p.kind = cuda::LinearParams<T>::Kind::lora;
-      return p;
+    p.dropout = static_cast<T>(c.dropout);  // the seed is set per step (prepare_linears)
+    const ad::Parameter k = al.lora_k(), s = al.lora_norm_scale();
+    if (k.valid()) src.k_at = learned_scalar(k);
+    if (s.valid()) src.s_at = learned_scalar(s);
+    switch (c.kind) {
+      case nn::AdapterKind::lora: p.kind = Kind::lora; break;
+      case nn::AdapterKind::dora:
+        p.kind = Kind::dora;
+        p.m = val(al.lora_magnitude());
+        p.dm = grad(al.lora_magnitude());
+        break;
+      case nn::AdapterKind::hyplora:  // R = √K; learned: √(softplus(θ) + 1e-6), θ's gradient through R
+        p.kind = Kind::hyplora;
+        p.R = static_cast<T>(std::sqrt(c.K));  // as AdaptedLinear::radius: a constant √K
+        p.dtheta = grad(k);
+        p.sigma = static_cast<T>(c.feature_scale);
+        p.dsigma = grad(s);
+        p.sig_out = c.scale_out_by_sigma;
+        break;
+      case nn::AdapterKind::hyplora_official:  // θ and s themselves
+        p.kind = Kind::hyplora_official;
+        p.theta = static_cast<T>(nn::detail::curvature_to_theta(c.K));  // AdaptedLinear::raw_curvature
+        p.dtheta = grad(k);
+        p.sigma = static_cast<T>(c.feature_scale);
+        p.dsigma = grad(s);
+        break;
+      case nn::AdapterKind::hyplora_stereographic:
+        p.kind = Kind::hyplora_stereographic;
+        p.R = static_cast<T>(std::sqrt(c.K));
+        p.dtheta = grad(k);
+        break;
+      case nn::AdapterKind::hyplora_official_simplified:  // the raw k itself
+        p.kind = Kind::hyplora_official_simplified;
+        p.k = static_cast<T>(c.K);
+        p.dk = grad(k);
+        break;
+      default:
+        throw value_error("DeviceGPT: '" + nm + "': adapter kind " + nn::to_string(c.kind) + " is not supported on cuda yet");
     }
-    if (c.learn_curvature || c.learn_feature_scale)
-      throw value_error("DeviceGPT: '" + nm + "': a learned curvature or feature scale is not supported on cuda yet "
-                        "(HypLoRA with fixed K and sigma only)");
-    p.kind = cuda::LinearParams<T>::Kind::hyplora;
-    p.R = static_cast<T>(std::sqrt(c.K));  // as AdaptedLinear::radius: a constant √K
-    p.sigma = static_cast<T>(c.feature_scale);
-    p.sig_out = c.scale_out_by_sigma;
     return p;
+  }
+
+  /// Registers a learned (1, 1) scalar parameter for the per-step gather; returns its index.
+  int learned_scalar(ad::Parameter q) {
+    const Slot& sl = dev_.at(static_cast<std::size_t>(q.index));
+    if (sl.size != 1) throw value_error("DeviceGPT: a learned adapter scalar has " + std::to_string(sl.size) + " values, not 1");
+    scalar_at_.push_back(static_cast<std::int64_t>(sl.offset));
+    return static_cast<int>(scalar_at_.size()) - 1;
+  }
+
+  /// Before a step's build: this step's dropout seeds (the Trainer's step seed is step_) and the
+  /// learned scalars' current values (one gather and one copy to the host, only when there are any).
+  void prepare_linears() {
+    if (!scalar_at_.empty()) {
+      const std::int64_t n = static_cast<std::int64_t>(scalar_at_.size());
+      detail::gather_scalars_kernel<T><<<1, 128, 0, ctx_.stream>>>(values_.data(), scalar_at_dev_.data(), n, scalar_dev_.data());
+      HYPLORA_CUDA_CHECK_LAUNCH();
+      HYPLORA_CUDA_CHECK(cudaMemcpyAsync(scalar_host_.data(), scalar_dev_.data(), scalar_host_.size() * sizeof(T),
+                                         cudaMemcpyDeviceToHost, ctx_.stream));
+      HYPLORA_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+    }
+    for (std::size_t i = 0; i < lins_.size(); ++i) {
+      cuda::LinearParams<T>& p = lins_[i];
+      const LinSource& src = lin_src_[i];
+      p.dropout_seed = src.al->dropout_seed(static_cast<std::uint64_t>(step_));
+      if (src.k_at >= 0) {
+        const T v = scalar_host_[static_cast<std::size_t>(src.k_at)];
+        if (p.kind == Kind::hyplora_official) p.theta = v;
+        else if (p.kind == Kind::hyplora_official_simplified) p.k = v;
+        else p.set_radius_from_theta(v);  // exact, stereographic: AdaptedLinear::radius
+      }
+      if (src.s_at >= 0) p.sigma = scalar_host_[static_cast<std::size_t>(src.s_at)];
+    }
   }
 
   /// The device twin of a projection of the model (registered by the constructor).
@@ -287,6 +443,11 @@ class DeviceGPT {
   cuda::DeviceTensor<T> values_, grads_, m_, v_;  // values: trainable (packed) then frozen; the rest: trainable
   std::vector<cuda::LinearParams<T>> lins_;       // every projection of every block (views into the arena)
   std::vector<int> lin_of_;                       // store index of a projection's weight → lins_ index, else -1
+  std::vector<LinSource> lin_src_;                // by lins_ index
+  std::vector<std::int64_t> scalar_at_;           // arena offsets of the learned adapter scalars
+  cuda::DeviceTensor<std::int64_t> scalar_at_dev_;
+  cuda::DeviceTensor<T> scalar_dev_;              // gathered each step, then copied to scalar_host_
+  std::vector<T> scalar_host_;
 
   cuda::DeviceTensor<std::int64_t> ids_, targets_, pos_;
   std::vector<std::int64_t> pos_host_;

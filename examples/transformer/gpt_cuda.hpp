@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "hyplora/optim/adamw.hpp"
 #include "model.hpp"
 #include "train.hpp"
 
@@ -26,8 +27,14 @@ class CudaTrainer {
 
   /// One update; returns the loss before it (waits for the device, like Trainer::step).
   double step(const std::vector<std::int64_t>& ids, const std::vector<std::int64_t>& targets, Index B, Index Tn);
-  /// Device values written back into a store laid out like the one given to the constructor.
-  void copy_to_host(ad::ParameterStore<float>& store) const;
+  /// Device values written back into a store laid out like the one given to the constructor; with
+  /// `opt` (an AdamW over that store) the optimizer state too — what a checkpoint needs.
+  void copy_to_host(ad::ParameterStore<float>& store, optim::AdamW<float>* opt = nullptr) const;
+  /// Continues from host state (a loaded checkpoint): the store's values, opt's m and v, and the
+  /// schedule at `step` (every parameter must have taken `step` updates; value_error otherwise).
+  void copy_from_host(const ad::ParameterStore<float>& store, const optim::AdamW<float>& opt, std::int64_t step);
+  /// Updates taken so far.
+  std::int64_t step_index() const;
   /// cudaMalloc calls so far (the trainer's own caching allocator): flat after the first step.
   std::size_t malloc_calls() const;
   /// Device memory held (in use + cached), MiB.

@@ -58,6 +58,7 @@ namespace {
 // ---- settings -----------------------------------------------------------------------------
 struct Settings {
   std::string data_dir = "./hyplora-data";
+  std::string wordnet_dir = hyplora::wordnet::Database::default_dir;
   std::string device = "cpu";
   ex::GPTConfig model;
   ex::TrainConfig pre;   // pretraining
@@ -100,17 +101,20 @@ std::vector<std::string> split_csv(const std::string& s) {
   return out;
 }
 
-/// cuda_ok: the subcommand has a GPU path (bench-step, loss-check), used when built with CUDA.
+/// cuda_ok: the subcommand trains, so it has a GPU path (pretrain, finetune, compare, bench-step,
+/// loss-check), used when built with CUDA. eval and generate are forward passes on the CPU.
 void check_device(const Settings& s, bool cuda_ok = false) {
   if (s.device == "cpu") return;
 #ifdef HYPLORA_FINETUNE_CUDA
   if (s.device == "cuda" && cuda_ok) return;
   if (s.device == "cuda")
-    throw hyplora::value_error("--device cuda: only bench-step and loss-check run on the GPU so far; use --device cpu");
+    throw hyplora::value_error("--device cuda: eval and generate run on the CPU (training subcommands take cuda); "
+                               "drop --device cuda");
 #else
   (void)cuda_ok;
   if (s.device == "cuda")
-    throw hyplora::value_error("--device cuda: the CUDA backend is not built yet in this version; use --device cpu");
+    throw hyplora::value_error("--device cuda: this hyplora-finetune was built without CUDA (configure where nvcc and the CUDA "
+                               "toolkit are found; HYPLORA_ENABLE_CUDA); use --device cpu");
 #endif
   throw hyplora::value_error("--device must be cpu or cuda, got '" + s.device + "'");
 }
@@ -148,39 +152,99 @@ nn::AdapterConfig adapter_config(const Settings& s, nn::AdapterKind kind, std::u
 }
 
 // ---- data ---------------------------------------------------------------------------------
-const hyplora::wordnet::Database& wordnet_db() {
+/// Loaded once per process (the first caller's directory).
+const hyplora::wordnet::Database& wordnet_db(const Settings& s) {
   static std::unique_ptr<hyplora::wordnet::Database> db;
-  if (!db) db = std::make_unique<hyplora::wordnet::Database>();
+  if (!db) db = std::make_unique<hyplora::wordnet::Database>(s.wordnet_dir);
   return *db;
 }
 
-ex::TextCorpus load_corpus() { return ex::make_text_corpus(wordnet_db()); }
+ex::TextCorpus load_corpus(const Settings& s) { return ex::make_text_corpus(wordnet_db(s)); }
 
 ex::TaskSplit load_task(const Settings& s, const std::string& task) {
   if (task == "arithmetic") return ex::cached_task(s.data_dir, "arithmetic", [] { return ex::make_arithmetic_tasks(); });
   if (task == "hierarchy")
-    return ex::cached_task(s.data_dir, "hierarchy", [] { return ex::make_hierarchy_tasks(wordnet_db()).split; });
+    return ex::cached_task(s.data_dir, "hierarchy", [&] { return ex::make_hierarchy_tasks(wordnet_db(s)).split; });
   throw hyplora::value_error("--task must be hierarchy or arithmetic, got '" + task + "'");
 }
 
+// ---- training on cpu or cuda ---------------------------------------------------------------
+/// Training on the device --device names: the CPU Trainer, or (built with CUDA) its GPU twin built
+/// from the same model and store (gpt_cuda.hpp). The store and the CPU trainer's optimizer stay the
+/// host copy of the state: sync() brings the GPU's values, AdamW state and step count back before
+/// a checkpoint is written or the model is evaluated on the CPU.
+class StepRunner {
+ public:
+  StepRunner(const Settings& s, ex::GPT<float>& g, ad::ParameterStore<float>& store, const ex::TrainConfig& tc)
+      : cpu_(g, store, tc), store_(store) {
+#ifdef HYPLORA_FINETUNE_CUDA
+    if (s.device == "cuda") gpu_ = std::make_unique<ex::CudaTrainer>(g, store, tc);
+#else
+    (void)s;
+#endif
+  }
+  double step(const std::vector<std::int64_t>& ids, const std::vector<std::int64_t>& tg, Index B, Index T) {
+#ifdef HYPLORA_FINETUNE_CUDA
+    if (gpu_) return gpu_->step(ids, tg, B, T);
+#endif
+    return cpu_.step(ids, tg, B, T);
+  }
+  std::int64_t step_index() const {
+#ifdef HYPLORA_FINETUNE_CUDA
+    if (gpu_) return gpu_->step_index();
+#endif
+    return cpu_.step_index();
+  }
+  /// Continues an interrupted run: weights, optimizer state and step from a checkpoint.
+  ex::CheckpointState resume(const fs::path& ckpt) {
+    ex::CheckpointState st = ex::load_checkpoint(ckpt, store_, &cpu_.optimizer());
+    cpu_.set_step_index(st.step);
+#ifdef HYPLORA_FINETUNE_CUDA
+    if (gpu_) gpu_->copy_from_host(store_, cpu_.optimizer(), st.step);
+#endif
+    return st;
+  }
+  /// The host copy made current (a no-op on the CPU); then store() and optimizer() are the run's.
+  void sync() {
+#ifdef HYPLORA_FINETUNE_CUDA
+    if (!gpu_) return;
+    gpu_->copy_to_host(store_, &cpu_.optimizer());
+    cpu_.set_step_index(gpu_->step_index());
+#endif
+  }
+  /// Writes a checkpoint of the run (sync() first).
+  void save(const fs::path& path, std::uint64_t seed, const std::map<std::string, std::string>& meta) {
+    sync();
+    ex::save_checkpoint(path, store_, &cpu_.optimizer(), ex::CheckpointState{cpu_.step_index(), seed, meta});
+  }
+  /// The CPU trainer (evaluation runs there; sync() first).
+  ex::Trainer<float>& cpu() { return cpu_; }
+
+ private:
+  ex::Trainer<float> cpu_;
+  ad::ParameterStore<float>& store_;
+#ifdef HYPLORA_FINETUNE_CUDA
+  std::unique_ptr<ex::CudaTrainer> gpu_;
+#endif
+};
+
 // ---- pretraining --------------------------------------------------------------------------
 fs::path pretrain(const Settings& s, bool force) {
-  check_device(s);
+  check_device(s, true);
   const fs::path out = pretrained_path(s);
   if (fs::exists(out) && !force) {
     std::cout << "pretrained checkpoint: " << out.string() << " (cached; --force to retrain)\n";
     return out;
   }
-  const ex::TextCorpus corpus = load_corpus();
+  const ex::TextCorpus corpus = load_corpus(s);
   std::cout << "pretraining " << model_tag(s) << " on WordNet glosses (" << corpus.train.size() / 1024
             << " KiB train, " << corpus.validation.size() / 1024 << " KiB validation)\n";
   ad::ParameterStore<float> store;
   ex::GPT<float> model(store, s.model);
-  ex::Trainer<float> tr(model, store, s.pre);
+  StepRunner tr(s, model, store, s.pre);
   const fs::path run_ckpt = fs::path(s.data_dir) / "checkpoints" / (model_tag(s) + ".run.safetensors");
   if (s.resume && fs::exists(run_ckpt)) {
-    const auto st = ex::load_checkpoint(run_ckpt, store, &tr.optimizer());
-    tr.set_step_index(st.step);
+    const auto st = tr.resume(run_ckpt);
     std::cout << "resumed at step " << st.step << " from " << run_ckpt.string() << "\n";
   }
   const Index B = s.pre.batch, T = s.pre.seq_len;
@@ -196,19 +260,18 @@ fs::path pretrain(const Settings& s, bool force) {
     curve.loss.push_back(loss);
     const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
     bar.update(static_cast<long>(k + 1), loss, static_cast<double>((k + 1 - first) * B * T) / sec);
-    if (s.save_every > 0 && (k + 1) % s.save_every == 0 && k + 1 < s.pre.steps) {
-      ex::CheckpointState st{k + 1, s.pre.seed, model_meta(s)};
-      ex::save_checkpoint(run_ckpt, store, &tr.optimizer(), st);
-    }
+    if (s.save_every > 0 && (k + 1) % s.save_every == 0 && k + 1 < s.pre.steps)
+      tr.save(run_ckpt, s.pre.seed, model_meta(s));
   }
   const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
-  const double val = tr.eval_loss(8, B, T, [&](int k, auto& i, auto& t) { ex::lm_batch(corpus.validation, B, T, 999, k, i, t); });
+  tr.sync();
+  const double val = tr.cpu().eval_loss(8, B, T, [&](int k, auto& i, auto& t) { ex::lm_batch(corpus.validation, B, T, 999, k, i, t); });
   std::printf("pretrained %d steps in %.1f s (%.0f tokens/s); final train loss %.4f, validation loss %.4f (%.3f bits/byte)\n",
               s.pre.steps, sec, static_cast<double>((s.pre.steps - first) * B * T) / sec,
               curve.loss.empty() ? NAN : curve.loss.back(), val, val / std::log(2.0));
-  ex::CheckpointState st{tr.step_index(), s.pre.seed, model_meta(s)};
-  st.meta["kind"] = "pretrained";
-  ex::save_checkpoint(out, store, &tr.optimizer(), st);
+  std::map<std::string, std::string> meta = model_meta(s);
+  meta["kind"] = "pretrained";
+  tr.save(out, s.pre.seed, meta);
   ex::write_csv(fs::path(s.data_dir) / "logs" / (model_tag(s) + ".pretrain.csv"), curve);
   std::error_code ec;
   fs::remove(run_ckpt, ec);
@@ -245,7 +308,7 @@ fs::path run_dir(const Settings& s, const std::string& task, const std::string& 
 
 RunResult finetune(const Settings& s, const std::string& task, nn::AdapterKind kind, std::uint64_t seed,
                    const fs::path& pretrained, const ex::TaskSplit& data) {
-  check_device(s);
+  check_device(s, true);
   RunResult r;
   r.adapter = nn::to_string(kind);
   r.task = task;
@@ -256,7 +319,7 @@ RunResult finetune(const Settings& s, const std::string& task, nn::AdapterKind k
   ex::TrainConfig tc = s.ft;
   tc.seed = seed;
   if (kind == nn::AdapterKind::full) tc.lr = s.full_lr, tc.min_lr = s.full_lr / 10;
-  ex::Trainer<float> tr(*m.gpt, m.store, tc);
+  StepRunner tr(s, *m.gpt, m.store, tc);
   const fs::path dir = run_dir(s, task, r.adapter, seed);
   const fs::path ckpt = dir / "checkpoint.safetensors";
   std::map<std::string, std::string> meta = model_meta(s);
@@ -267,8 +330,7 @@ RunResult finetune(const Settings& s, const std::string& task, nn::AdapterKind k
   meta["alpha"] = std::to_string(s.alpha);
   meta["seed"] = std::to_string(seed);
   if (s.resume && fs::exists(ckpt)) {
-    const auto st = ex::load_checkpoint(ckpt, m.store, &tr.optimizer());
-    tr.set_step_index(st.step);
+    const auto st = tr.resume(ckpt);
     if (!s.quiet) std::cout << "resumed " << dir.string() << " at step " << st.step << "\n";
   }
   const Index B = tc.batch, T = ex::qa_seq_len(data, s.model.block_size);
@@ -284,7 +346,7 @@ RunResult finetune(const Settings& s, const std::string& task, nn::AdapterKind k
     const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
     bar.update(static_cast<long>(k + 1), loss, static_cast<double>((k + 1 - first) * B * T) / sec);
     if (s.save_every > 0 && (k + 1) % s.save_every == 0 && k + 1 < tc.steps)
-      ex::save_checkpoint(ckpt, m.store, &tr.optimizer(), ex::CheckpointState{k + 1, seed, meta});
+      tr.save(ckpt, seed, meta);
   }
   const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
   const std::int64_t done = tc.steps - first;
@@ -294,7 +356,7 @@ RunResult finetune(const Settings& s, const std::string& task, nn::AdapterKind k
   const std::size_t tail = std::min<std::size_t>(10, r.curve.loss.size());
   if (tail) r.final_loss = std::accumulate(r.curve.loss.end() - static_cast<std::ptrdiff_t>(tail), r.curve.loss.end(), 0.0) / static_cast<double>(tail);
   r.curve.name = r.adapter;
-  ex::save_checkpoint(ckpt, m.store, &tr.optimizer(), ex::CheckpointState{tr.step_index(), seed, meta});
+  tr.save(ckpt, seed, meta);  // syncs the host copy: the adapter file and the evaluation below read it
   ex::write_csv(dir / "loss.csv", r.curve);
   if (kind != nn::AdapterKind::full && kind != nn::AdapterKind::dora) {
     hyplora::io::Adapter a;
@@ -352,29 +414,6 @@ void print_table(const std::string& task, const std::vector<std::vector<RunResul
 }
 
 // ---- bench-step, loss-check ----------------------------------------------------------------
-/// Training steps on the device --device names: the CPU Trainer, or (built with CUDA) its GPU twin
-/// built from the same model and store (gpt_cuda.hpp).
-struct StepRunner {
-  ex::Trainer<float> cpu;
-#ifdef HYPLORA_FINETUNE_CUDA
-  std::unique_ptr<ex::CudaTrainer> gpu;
-#endif
-  StepRunner(const Settings& s, ex::GPT<float>& g, ad::ParameterStore<float>& store, const ex::TrainConfig& tc)
-      : cpu(g, store, tc) {
-#ifdef HYPLORA_FINETUNE_CUDA
-    if (s.device == "cuda") gpu = std::make_unique<ex::CudaTrainer>(g, store, tc);
-#else
-    (void)s;
-#endif
-  }
-  double step(const std::vector<std::int64_t>& ids, const std::vector<std::int64_t>& tg, Index B, Index T) {
-#ifdef HYPLORA_FINETUNE_CUDA
-    if (gpu) return gpu->step(ids, tg, B, T);
-#endif
-    return cpu.step(ids, tg, B, T);
-  }
-};
-
 /// "cpu", or the GPU's name.
 std::string device_label(const Settings& s) {
 #ifdef HYPLORA_FINETUNE_CUDA
@@ -451,7 +490,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   const auto common = [&](CLI::App* c) {
     c->add_option("--data-dir", s.data_dir, "where data caches, checkpoints, logs and plots go")->capture_default_str();
-    c->add_option("--device", s.device, "cpu, or cuda (bench-step and loss-check; a CUDA build)")->capture_default_str();
+    c->add_option("--wordnet-dir", s.wordnet_dir, "WordNet 3.0 database (data.noun, ...; Debian: wordnet-base)")
+        ->capture_default_str();
+    c->add_option("--device", s.device, "cpu, or cuda (training subcommands; a CUDA build)")->capture_default_str();
     c->add_option("--width", s.model.width, "model width C")->capture_default_str();
     c->add_option("--layers", s.model.layers, "transformer blocks")->capture_default_str();
     c->add_option("--heads", s.model.heads, "attention heads H")->capture_default_str();
@@ -537,7 +578,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-    check_device(s, *bench || *lchk);
+    check_device(s, *pre || *ft || *cmp || *bench || *lchk);
     if (*pre) {
       pretrain(s, force);
     } else if (*ft) {

@@ -3,14 +3,21 @@
 // train.hpp) from the same weights on the same batches — issue #6 goal (b). Every cuda::Graph op the
 // GPT uses is exercised (each op alone: test_graph.cu): full
 // reaches every parameter gradient, lora and the {q, fc2} subset the frozen-input pruning; an
-// RMS-norm model (full, so γ's gradient is compared too) runs the same comparison.
+// RMS-norm model (full, so γ's gradient is compared too) runs the same comparison. Every other
+// adapter kind and adapter dropout runs it too: dora, hyplora_official with learned θ and s (as the
+// published code trains them), hyplora_official_simplified (learned k), hyplora_stereographic,
+// exact hyplora with learned K and σ, and lora with dropout 0.1 (the device draws the CPU's masks:
+// same seeds, AdaptedLinear::dropout_seed of the step index).
 // Without a CUDA device the binary prints "SKIPPED: no CUDA device" and returns 77.
 //
 // Tiny model (C = 64, 2 layers, 4 heads, T = 32, B = 4, V = 256), 20 AdamW steps with warm-up,
 // cosine schedule and clip 1.0, for full, lora and hyplora (exact, K = 1, σ = σ_out = √C):
 //   first-step gradients (after clipping), per trainable parameter: normwise rel err < 1e-3
 //     (float rounding of two different summation orders, seen ~2e-6 on an H200; a wrong term is
-//     O(1)); the key biases, whose gradient is 0 in exact arithmetic, must be <= 1e-4·max|g|;
+//     O(1)); a learned (1, 1) scalar (θ, σ, k) < 1e-2: a sum over 128 tokens of terms of both
+//     signs, compared relative to its own size, so cancellation magnifies the rounding (10×, as
+//     the ops' tests allow); the key biases, whose gradient is 0 in exact arithmetic, must be
+//     <= 1e-4·max|g|;
 //   loss at every step: |l_gpu − l_cpu| <= 1e-3·l_cpu (both columns are printed);
 //   parameter change after 20 steps: ‖Δ_gpu − Δ_cpu‖₂ <= 0.05·‖Δ_cpu‖₂ (Adam's first steps move
 //     each coordinate by ~±lr whatever its gradient's size, so coordinates whose gradient is at
@@ -29,6 +36,7 @@
 #include <hyplora/cuda/caching_allocator.hpp>
 #include <hyplora/cuda/context.hpp>
 #include <hyplora/cuda/device.hpp>
+#include <hyplora/optim/adamw.hpp>
 
 #include "../../examples/transformer/gpt_cuda.cuh"
 #include "../../examples/transformer/model.hpp"
@@ -96,14 +104,16 @@ double rel(const Eigen::Ref<const hyplora::MatrixR<float>>& a, const Eigen::Ref<
   return den > 0 ? num / den : num;
 }
 
-/// Trains model config mc with adapter kind on the device and on the CPU Trainer from the same
-/// weights on the same batches and checks the figures of the file comment; name labels the output.
-void check_against_cpu(const std::string& txt, nn::AdapterKind kind, const ex::GPTConfig& mc, const std::string& name) {
+/// Trains model config mc with adapter ac on every projection on the device and on the CPU
+/// Trainer from the same weights on the same batches and checks the figures of the file comment;
+/// name labels the output.
+void check_against_cpu(const std::string& txt, const nn::AdapterConfig& ac, const ex::GPTConfig& mc,
+                       const std::string& name) {
   CAPTURE(name);
-  const ex::TrainConfig tc = tiny_train(kind);
+  const ex::TrainConfig tc = tiny_train(ac.kind);
   ad::ParameterStore<float> store;
   ex::GPT<float> model(store, mc);
-  model.attach(store, adapter(kind, mc.width), ex::gpt_target_names());
+  model.attach(store, ac, ex::gpt_target_names());
   const ad::ParameterStore<float> initial = store;
 
   hc::CachingAllocator alloc;
@@ -145,7 +155,8 @@ void check_against_cpu(const std::string& txt, nn::AdapterKind kind, const ex::G
         }
         const double e = rel(got.grad(p), store.grad(p));
         if (e > worst) worst = e, worst_name = pn;
-        CHECK_MESSAGE(e < 1e-3, pn, " gradient rel err ", e);
+        const bool scalar = store.info(p).size() == 1;  // a learned θ, σ or k (see the file comment)
+        CHECK_MESSAGE(e < (scalar ? 1e-2 : 1e-3), pn, " gradient rel err ", e);
       }
       std::printf("%-8s key-bias gradients (0 in exact arithmetic): max |g| %.2e, max gradient %.2e\n", name.c_str(),
                   kbias, gmax);
@@ -182,6 +193,10 @@ void check_against_cpu(const std::string& txt, nn::AdapterKind kind, const ex::G
   CHECK(mallocs_after_first > 0);
   CHECK(alloc.stats().malloc_calls == mallocs_after_first);
 }
+
+void check_against_cpu(const std::string& txt, nn::AdapterKind kind, const ex::GPTConfig& mc, const std::string& name) {
+  check_against_cpu(txt, adapter(kind, mc.width), mc, name);
+}
 }  // namespace
 
 TEST_CASE("device GPT step matches the CPU Trainer over 20 steps (full, lora, hyplora)") {
@@ -190,28 +205,104 @@ TEST_CASE("device GPT step matches the CPU Trainer over 20 steps (full, lora, hy
     check_against_cpu(txt, kind, tiny_model(), nn::to_string(kind));
 }
 
+TEST_CASE("device GPT step matches the CPU Trainer over 20 steps for every other adapter kind and dropout") {
+  const std::string txt = text();
+  const ex::GPTConfig mc = tiny_model();
+  const double C = static_cast<double>(mc.width);
+  check_against_cpu(txt, nn::AdapterKind::dora, mc, "dora");
+  {
+    nn::AdapterConfig c = adapter(nn::AdapterKind::hyplora_official, C);
+    c.feature_scale = std::sqrt(C);  // the published s = √D_in (one model-wide value), K = 1
+    c.learn_curvature = c.learn_feature_scale = true;
+    check_against_cpu(txt, c, mc, "official");
+  }
+  {
+    nn::AdapterConfig c = adapter(nn::AdapterKind::hyplora_official_simplified, C);
+    c.learn_curvature = true;  // the published raw k
+    check_against_cpu(txt, c, mc, "simplified");
+  }
+  check_against_cpu(txt, nn::AdapterKind::hyplora_stereographic, mc, "stereo");
+  {
+    nn::AdapterConfig c = adapter(nn::AdapterKind::hyplora, C);  // σ = σ_out = √C
+    c.learn_curvature = c.learn_feature_scale = true;
+    check_against_cpu(txt, c, mc, "hyp-learn");
+  }
+  {
+    nn::AdapterConfig c = adapter(nn::AdapterKind::lora, C);
+    c.dropout = 0.1;
+    check_against_cpu(txt, c, mc, "lora-drop");
+  }
+}
+
 TEST_CASE("device GPT step with RMS norm matches the CPU Trainer over 20 steps (full)") {
   ex::GPTConfig mc = tiny_model();
   mc.rms_norm = true;  // the norms have γ only (no bias): the device graph runs rms_norm
   check_against_cpu(text(), nn::AdapterKind::full, mc, "rms-full");
 }
 
+TEST_CASE("device GPT state round trip: 3 steps, to the host (values + AdamW), a new device model, 3 more = 6 straight") {
+  // What hyplora-finetune --device cuda does for checkpoints and --resume (StepRunner in main.cpp).
+  // The device step is deterministic (fixed-order reductions), so the resumed run must reproduce the
+  // straight one bit for bit; the host optimizer state must also match the CPU Trainer's.
+  const std::string txt = text();
+  const ex::GPTConfig mc = tiny_model();
+  const ex::TrainConfig tc = tiny_train(nn::AdapterKind::lora);
+  ad::ParameterStore<float> store;
+  ex::GPT<float> model(store, mc);
+  model.attach(store, adapter(nn::AdapterKind::lora, mc.width), {"q", "v", "fc1"});
+  const ad::ParameterStore<float> initial = store;
+  hc::DeviceContext dc;
+  std::vector<std::int64_t> ids, tg;
+  auto batch = [&](int s) { ex::lm_batch(txt, tc.batch, tc.seq_len, tc.seed, s, ids, tg); };
+
+  ex::DeviceGPT<float> straight(dc.context(), model, initial, tc);
+  std::vector<double> l_straight;
+  for (int s = 0; s < 6; ++s) batch(s), l_straight.push_back(straight.step(ids, tg, tc.batch, tc.seq_len));
+
+  ex::DeviceGPT<float> first(dc.context(), model, initial, tc);
+  ex::Trainer<float> cpu(model, store, tc);  // the CPU run of the same 3 steps: reference state
+  for (int s = 0; s < 3; ++s) batch(s), (void)first.step(ids, tg, tc.batch, tc.seq_len), (void)cpu.step(ids, tg, tc.batch, tc.seq_len);
+  ad::ParameterStore<float> host = initial;
+  hyplora::optim::AdamW<float> opt(host, ex::Trainer<float>::adam_config(tc));
+  first.copy_to_host(host);
+  first.copy_optimizer_to_host(opt);
+  for (auto c : opt.step_counts()) CHECK(c == 3);
+  double worst_m = 0;
+  const auto& m_cpu = cpu.optimizer().exp_avg_arena();
+  const auto& m_dev = opt.exp_avg_arena();
+  REQUIRE(m_cpu.size() == m_dev.size());
+  double mmax = 0;
+  for (std::size_t i = 0; i < m_cpu.size(); ++i) {
+    worst_m = std::max(worst_m, std::abs(static_cast<double>(m_dev[i]) - static_cast<double>(m_cpu[i])));
+    mmax = std::max(mmax, std::abs(static_cast<double>(m_cpu[i])));
+  }
+  CHECK_MESSAGE(worst_m <= 1e-3 * mmax, "AdamW exp_avg after 3 steps: max |dev - cpu| ", worst_m, " of max ", mmax);
+
+  ex::DeviceGPT<float> resumed(dc.context(), model, host, tc);
+  CHECK_THROWS_AS(resumed.load_optimizer(opt, 4), hyplora::value_error);  // step counts say 3
+  resumed.load_optimizer(opt, 3);
+  CHECK(resumed.step_index() == 3);
+  for (int s = 3; s < 6; ++s) {
+    batch(s);
+    const double l = resumed.step(ids, tg, tc.batch, tc.seq_len);
+    CHECK_MESSAGE(l == l_straight[static_cast<std::size_t>(s)], "step ", s, ": resumed ", l, " straight ",
+                  l_straight[static_cast<std::size_t>(s)]);
+  }
+  ad::ParameterStore<float> a = initial, b = initial;
+  straight.copy_to_host(a);
+  resumed.copy_to_host(b);
+  CHECK(a.values() == b.values());
+}
+
 TEST_CASE("device GPT rejects what it does not support yet, with value_error") {
   hc::DeviceContext dc;
   const ex::GPTConfig mc = tiny_model();
   const ex::TrainConfig tc = tiny_train(nn::AdapterKind::lora);
-  {
+  {  // a merged adapter (the CPU folds it into W0; the device keeps no merged state)
     ad::ParameterStore<float> store;
     ex::GPT<float> model(store, mc);
-    model.attach(store, adapter(nn::AdapterKind::dora, mc.width), {"q", "v"});
-    CHECK_THROWS_AS(ex::DeviceGPT<float>(dc.context(), model, store, tc), hyplora::value_error);
-  }
-  {
-    ad::ParameterStore<float> store;
-    ex::GPT<float> model(store, mc);
-    nn::AdapterConfig c = adapter(nn::AdapterKind::lora, mc.width);
-    c.dropout = 0.1;
-    model.attach(store, c, {"q"});
+    model.attach(store, adapter(nn::AdapterKind::lora, mc.width), {"q", "v"});
+    model.blocks()[0].proj[0].merge(store);
     CHECK_THROWS_AS(ex::DeviceGPT<float>(dc.context(), model, store, tc), hyplora::value_error);
   }
   {  // A subset of targets (others stay plain frozen projections) is supported; bad batches are not.

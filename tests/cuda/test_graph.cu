@@ -6,16 +6,23 @@
 // Gradients are accumulated onto random initial values (the device's contract: caller-owned
 // views that accumulate), and the initial value is subtracted before comparing. Also: clear() and
 // rebuild make no cudaMalloc, a frozen input costs no gradient work, stale nodes throw.
+// linear() with every adapter kind, learned and fixed scalars and adapter dropout is compared with
+// nn::AdaptedLinear::forward itself (same parameters, same step seed: the dropout masks are equal
+// by construction), every gradient included: x, W, b, A, B, m, θ or k, σ.
 // Without a CUDA device the binary prints "SKIPPED: no CUDA device" and returns 77.
 //
 // Tolerances: device_compare.cuh's (normwise; double 1e-10, float 2e-4 values / 5e-4 gradients).
 // Sizes are tiny (N = 6 rows, C = 8, V = 5, H = 2): GEMM depths and reductions of at most 8
-// terms, so float rounding stays near 1e-6; a formula or wiring error is O(1e-1).
+// terms, so float rounding stays near 1e-6; a formula or wiring error is O(1e-1). The (1, 1)
+// gradients of learned scalars (θ, σ, k) are sums over tokens of terms of both signs: compared
+// with 10× the gradient tolerance relative to their own size, as the ops' own tests do
+// (test_ops_hyplora_official.cu, test_ops_hyplora_stereographic.cu).
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <hyplora/autodiff/ops_attention.hpp>
@@ -36,6 +43,7 @@
 #include <hyplora/cuda/device_tensor.hpp>
 #include <hyplora/cuda/error.hpp>
 #include <hyplora/cuda/graph.cuh>
+#include <hyplora/nn/adapted_linear.hpp>
 
 #include "device_compare.cuh"
 
@@ -44,6 +52,7 @@ using hyplora::Index;
 using hyplora::MatrixR;
 namespace hc = hyplora::cuda;
 namespace ad = hyplora::ad;
+namespace nn = hyplora::nn;
 using namespace hyplora::cuda::testing;  // tol_value, tol_grad, rnd, rel_err, up, down, as
 using Tape = ad::Tape<double>;
 using CVar = ad::Var<double>;
@@ -51,6 +60,9 @@ using CVar = ad::Var<double>;
 // B sequences of T tokens, N = B·T rows, C width, H heads, V classes of the loss head.
 constexpr Index kB = 2, kT = 3, kN = kB * kT, kC = 8, kH = 2, kV = 5;
 const std::vector<std::int64_t> kTargets = {0, 3, -1, 4, 1, 2};  // row 2 ignored
+// Not a permutation of the classes: with a small head (near-uniform softmax) the gradient's column
+// sums (∂b of the projection before the head) do not cancel to rounding level.
+const std::vector<std::int64_t> kSkewTargets = {0, 0, -1, 4, 0, 2};
 
 hc::DeviceBuffer<std::int64_t> up_ids(const std::vector<std::int64_t>& v) {
   hc::DeviceBuffer<std::int64_t> b(v.size());
@@ -78,28 +90,35 @@ struct Both {
   hc::DeviceTensor<T> dv, dg;
   Both(Index r, Index c, const hc::Context& ctx, double scale = 1.0)
       : value(as<T>(rnd(r, c, scale))), grad0(as<T>(rnd(r, c, 0.1))), dv(up<T>(value, ctx)), dg(up<T>(grad0, ctx)) {}
+  /// Holds v (rounded to T).
+  Both(const MD& v, const hc::Context& ctx)
+      : value(as<T>(v)), grad0(as<T>(rnd(v.rows(), v.cols(), 0.1))), dv(up<T>(value, ctx)), dg(up<T>(grad0, ctx)) {}
   hc::DeviceView<const T> v() const { return dv.cview(); }
   hc::DeviceView<T> g() { return dg.view(); }
   /// What the device added to grad0, against the tape's gradient of ref.
-  double grad_err(const CVar& ref, const hc::Context& ctx) const {
-    return rel_err(MD(down(dg, ctx).template cast<double>() - grad0), MD(ref.grad()));
+  double grad_err(const CVar& ref, const hc::Context& ctx) const { return grad_err(MD(ref.grad()), ctx); }
+  double grad_err(const MD& ref, const hc::Context& ctx) const {
+    return rel_err(MD(down(dg, ctx).template cast<double>() - grad0), ref);
   }
   /// True when the device gradient buffer still holds grad0 bit for bit.
   bool untouched(const hc::Context& ctx) const { return rel_err(down(dg, ctx), grad0) == 0.0; }
 };
 
-/// The loss every op test ends in: cross_entropy(x·Wᵀ, kTargets), W: (V, C) trainable.
+/// The loss every op test ends in: cross_entropy(x·Wᵀ, targets), W: (V, C) trainable (entries
+/// uniform in ±scale), targets kTargets unless given.
 template <class T>
 struct Head {
   using Var = typename hc::Graph<T>::Var;
   Both<T> W;
+  std::vector<std::int64_t> tg;
   hc::DeviceBuffer<std::int64_t> targets;
   CVar w;  // W on the reference tape
-  Head(Index width, const hc::Context& ctx) : W(kV, width, ctx), targets(up_ids(kTargets)) {}
+  Head(Index width, const hc::Context& ctx, double scale = 1.0, const std::vector<std::int64_t>& t = kTargets)
+      : W(kV, width, ctx, scale), tg(t), targets(up_ids(tg)) {}
   Var on(hc::Graph<T>& g, Var x) { return g.cross_entropy(g.matmul_nt(x, W.v(), W.g()), targets.data()); }
   CVar on(Tape& t, CVar x) {
     w = t.leaf(W.value);
-    return ad::cross_entropy(ad::matmul(x, w, false, true), kTargets, -1);
+    return ad::cross_entropy(ad::matmul(x, w, false, true), tg, -1);
   }
   void check(hc::Graph<T>& g, Var loss, const CVar& ref, const hc::Context& ctx) const {
     CHECK(rel_err(value_of(g, loss, ctx), MD(ref.value())) < tol_value<T>());
@@ -272,6 +291,208 @@ TEST_CASE_TEMPLATE("linear: plain, LoRA and HypLoRA projections match ad::linear
       CHECK(Bm.grad_err(cB, ctx) < tol_grad<T>());
     }
   }
+}
+
+// ---- linear: every adapter kind, learned scalars, dropout (against nn::AdaptedLinear) ---------------
+
+namespace {
+struct AdapterCase {
+  const char* name;
+  nn::AdapterKind kind;
+  double dropout;  // 0.25: exactly representable, so the float and double masks use one threshold
+  bool learn_k, learn_s;
+};
+
+bool ends_with(const std::string& s, const char* suffix) {
+  const std::string t(suffix);
+  return s.size() >= t.size() && s.compare(s.size() - t.size(), t.size(), t) == 0;
+}
+
+/// The device twin of `al`: every parameter of `store` in dev (by store index), the LinearParams
+/// filled from the layer's config as examples/transformer/gpt_cuda.cuh does (learned scalars: their
+/// stored values as host scalars, gradients into their device buffers).
+template <class T>
+hc::LinearParams<T> twin(const nn::AdaptedLinear<double>& al, const ad::ParameterStore<double>& store,
+                         std::vector<Both<T>>& dev, std::uint64_t step) {
+  using Kind = typename hc::LinearParams<T>::Kind;
+  const nn::AdapterConfig& c = al.config();
+  const auto v = [&](ad::Parameter q) { return q.valid() ? dev[static_cast<std::size_t>(q.index)].v() : hc::DeviceView<const T>{}; };
+  const auto g = [&](ad::Parameter q) {
+    return q.valid() && store.trainable(q) ? dev[static_cast<std::size_t>(q.index)].g() : hc::DeviceView<T>{};
+  };
+  const auto host = [&](ad::Parameter q) { return static_cast<T>(dev[static_cast<std::size_t>(q.index)].value(0, 0)); };
+  hc::LinearParams<T> p;
+  p.W = v(al.base().weight()), p.dW = g(al.base().weight()), p.b = v(al.base().bias()), p.db = g(al.base().bias());
+  p.A = v(al.lora_A()), p.dA = g(al.lora_A()), p.B = v(al.lora_B()), p.dB = g(al.lora_B());
+  p.gamma = static_cast<T>(c.scaling());
+  p.dropout = static_cast<T>(c.dropout);
+  p.dropout_seed = al.dropout_seed(step);
+  const ad::Parameter k = al.lora_k(), s = al.lora_norm_scale();
+  p.sigma = s.valid() ? host(s) : static_cast<T>(c.feature_scale);
+  p.dsigma = g(s);
+  switch (c.kind) {
+    case nn::AdapterKind::lora: p.kind = Kind::lora; break;
+    case nn::AdapterKind::dora:
+      p.kind = Kind::dora, p.m = v(al.lora_magnitude()), p.dm = g(al.lora_magnitude());
+      break;
+    case nn::AdapterKind::hyplora:
+    case nn::AdapterKind::hyplora_stereographic:
+      p.kind = c.kind == nn::AdapterKind::hyplora ? Kind::hyplora : Kind::hyplora_stereographic;
+      p.sig_out = c.scale_out_by_sigma;
+      if (k.valid()) p.set_radius_from_theta(host(k)), p.dtheta = g(k);
+      else p.R = static_cast<T>(std::sqrt(c.K));
+      break;
+    case nn::AdapterKind::hyplora_official:
+      p.kind = Kind::hyplora_official;
+      p.theta = k.valid() ? host(k) : static_cast<T>(nn::detail::curvature_to_theta(c.K));
+      p.dtheta = g(k);
+      break;
+    case nn::AdapterKind::hyplora_official_simplified:
+      p.kind = Kind::hyplora_official_simplified;
+      p.k = k.valid() ? host(k) : static_cast<T>(c.K);
+      p.dk = g(k);
+      break;
+    default: FAIL("no adapter"); break;
+  }
+  return p;
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("linear: every adapter kind, learned and fixed scalars, dropout: value and every gradient match "
+                   "nn::AdaptedLinear::forward",
+                   T, float, double) {
+  hc::DeviceContext dc;
+  const auto ctx = dc.context();
+  using NK = nn::AdapterKind;
+  const Index Dout = 6;
+  const std::uint64_t step = 7;  // the step seed of both sides
+  const std::vector<AdapterCase> cases = {
+      {"lora, dropout", NK::lora, 0.25, false, false},
+      {"dora", NK::dora, 0.0, false, false},  // x_a = x: ∂s read back from z
+      {"dora, dropout", NK::dora, 0.25, false, false},
+      {"hyplora, fixed K and sigma, dropout", NK::hyplora, 0.25, false, false},
+      {"hyplora, learned K and sigma", NK::hyplora, 0.0, true, true},
+      {"hyplora_official, fixed theta and s", NK::hyplora_official, 0.0, false, false},
+      {"hyplora_official, learned theta and s", NK::hyplora_official, 0.0, true, true},
+      {"hyplora_official, learned theta and s, dropout", NK::hyplora_official, 0.25, true, true},
+      {"hyplora_official_simplified, fixed k", NK::hyplora_official_simplified, 0.0, false, false},
+      {"hyplora_official_simplified, learned k, dropout", NK::hyplora_official_simplified, 0.25, true, false},
+      {"hyplora_stereographic, fixed K", NK::hyplora_stereographic, 0.0, false, false},
+      {"hyplora_stereographic, learned K, dropout", NK::hyplora_stereographic, 0.25, true, false},
+  };
+  for (const AdapterCase& ac : cases) {
+    CAPTURE(ac.name);
+    nn::AdapterConfig cfg;
+    cfg.kind = ac.kind;
+    cfg.r = 2;
+    cfg.alpha = 1.0;  // γ = 0.5
+    cfg.dropout = ac.dropout;
+    cfg.seed = 11;
+    cfg.learn_curvature = ac.learn_k;
+    cfg.learn_feature_scale = ac.learn_s;
+    if (nn::is_hyplora(ac.kind)) cfg.K = 0.8;
+    if (ac.kind == NK::hyplora || ac.kind == NK::hyplora_official) cfg.feature_scale = 1.7;
+    cfg.scale_out_by_sigma = ac.kind == NK::hyplora;
+    ad::ParameterStore<double> store;
+    nn::AdaptedLinear<double> al(store, "h.0.q", kC, Dout);
+    al.attach(store, cfg);
+    store.set_trainable(al.base().weight(), true);  // the base trains too: every op's ∂W0 and ∂b
+    store.set_trainable(al.base().bias(), true);
+    // Every parameter set (the layer leaves W0 and b at 0, B = 0, scalars at their config
+    // values), rounded to T; the CPU layer then reads exactly what the device holds. The DoRA
+    // magnitude is ‖W0‖_row (its initial value) scaled by 1 ± 0.3 per row.
+    REQUIRE(store.count() >= 4);
+    REQUIRE(al.base().weight().index == 0);  // W0 first: the magnitude below reads it
+    std::vector<Both<T>> dev;
+    dev.reserve(static_cast<std::size_t>(store.count()));
+    for (int i = 0; i < store.count(); ++i) {
+      const ad::Parameter q = store.at_index(i);
+      const std::string& nm = store.info(q).name;
+      MD v = store.value(q);
+      if (q.index == al.base().weight().index) v = rnd(v.rows(), v.cols(), 0.5);
+      if (q.index == al.base().bias().index) v = rnd(v.rows(), v.cols(), 0.5);
+      if (ends_with(nm, ".lora_B")) v = rnd(v.rows(), v.cols(), 0.5);
+      if (ends_with(nm, ".lora_magnitude"))
+        v = MD(dev[0].value.rowwise().norm().transpose()).cwiseProduct(MD(MD::Ones(1, v.cols()) + rnd(1, v.cols(), 0.3)));
+      if (ends_with(nm, ".lora_k") || ends_with(nm, ".lora_norm_scale")) v.array() += 0.1 * rnd(1, 1).array();
+      dev.emplace_back(v, ctx);
+      store.value(q) = dev.back().value;
+    }
+    Both<T> x(kN, kC, ctx, 1.5);
+    // A small head keeps the official θ-gradient inside its ±0.01 clamp (|∂θ| ≲ 1e-3 here), so
+    // the comparison sees the real gradient; relative errors do not depend on the head's scale.
+    Head<T> head(Dout, ctx, 0.005, kSkewTargets);
+    const hc::LinearParams<T> p = twin<T>(al, store, dev, step);
+    hc::Graph<T> g(ctx);
+    const auto z = g.linear(g.input(x.v(), x.g()), p);
+    const auto loss = head.on(g, z);
+    g.backward(loss);
+
+    store.zero_grad();
+    Tape t;
+    const CVar cx = t.leaf(x.value);
+    const CVar cz = al.forward(t, store, cx, /*training=*/true, step);
+    const CVar closs = head.on(t, cz);
+    t.backward(closs);
+
+    CHECK(rel_err(value_of(g, z, ctx), MD(cz.value())) < tol_value<T>());
+    head.check(g, loss, closs, ctx);
+    CHECK(x.grad_err(cx, ctx) < tol_grad<T>());  // the base map's and (through dropout) the adapter's
+    for (int i = 0; i < store.count(); ++i) {
+      const ad::Parameter q = store.at_index(i);
+      const std::string& nm = store.info(q).name;
+      CAPTURE(nm);
+      const MD ref = store.grad(q);
+      REQUIRE(store.trainable(q));
+      CHECK(ref.cwiseAbs().maxCoeff() > 0.0);  // every parameter is reached (else the check says little)
+      const bool scalar = ends_with(nm, ".lora_k") || ends_with(nm, ".lora_norm_scale");
+      CHECK(dev[static_cast<std::size_t>(i)].grad_err(ref, ctx) < (scalar ? 10 : 1) * tol_grad<T>());
+      if (ac.kind == NK::hyplora_official && ends_with(nm, ".lora_k"))
+        CHECK_MESSAGE(std::abs(ref(0, 0)) < 0.01, "theta's gradient ", ref(0, 0), " is clamped: a weaker comparison");
+    }
+    if (ac.dropout > 0) {  // the mask drops something: without dropout the CPU layer gives another z
+      Tape te;
+      const CVar ce = al.forward(te, store, te.constant(x.value), /*training=*/false, step);
+      CHECK(rel_err(MatrixR<double>(ce.value()), MD(cz.value())) > 1e-3);
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("linear rejects dropout, a magnitude or a scalar gradient its kind has no use for", T, float,
+                   double) {
+  hc::DeviceContext dc;
+  const auto ctx = dc.context();
+  using Kind = typename hc::LinearParams<T>::Kind;
+  const Index Dout = 6, R = 2;
+  Both<T> x(kN, kC, ctx), W(Dout, kC, ctx), A(R, kC, ctx), Bm(Dout, R, ctx), m(1, Dout, ctx), th(1, 1, ctx);
+  hc::Graph<T> g(ctx);
+  const auto xi = g.input(x.v(), x.g());
+  hc::LinearParams<T> plain;
+  plain.W = W.v();
+  plain.dropout = T(0.25);
+  CHECK_THROWS_AS(g.linear(xi, plain), hyplora::value_error);  // plain has no adapter input
+  hc::LinearParams<T> lora;
+  lora.kind = Kind::lora, lora.W = W.v(), lora.A = A.v(), lora.B = Bm.v();
+  CHECK_NOTHROW(g.linear(xi, lora));
+  lora.dtheta = th.g();
+  CHECK_THROWS_AS(g.linear(xi, lora), hyplora::value_error);
+  lora.dtheta = {};
+  lora.m = m.v();
+  CHECK_THROWS_AS(g.linear(xi, lora), hyplora::value_error);
+  hc::LinearParams<T> st = lora;
+  st.m = {};
+  st.kind = Kind::hyplora_stereographic;
+  st.dsigma = th.g();  // the stereographic kind has no σ
+  CHECK_THROWS_AS(g.linear(xi, st), hyplora::value_error);
+  st.dsigma = {};
+  st.dk = th.g();
+  CHECK_THROWS_AS(g.linear(xi, st), hyplora::value_error);
+  st.dk = {};
+  st.dropout = T(1);  // p must be < 1 (dropout_forward's check)
+  CHECK_THROWS_AS(g.linear(xi, st), hyplora::value_error);
+  st.dropout = T(0);
+  st.dtheta = th.g();
+  CHECK_NOTHROW(g.linear(xi, st));
 }
 
 // ---- attention ---------------------------------------------------------------------------------------

@@ -30,22 +30,38 @@
 //   embedding(W, dW, ids, P, dP, pos, N) W[ids] + P[pos]            W: (V, C)  P: (T_max, C) → (N, C)
 //   layer_norm(x, γ, dγ, β, dβ)          eps 1e-5                    (N, C), γ, β: (1, C) → (N, C)
 //   rms_norm(x, γ, dγ)                   eps 1e-6                    (N, C), γ: (1, C) → (N, C)
-//   linear(x, LinearParams)              plain, LoRA or exact HypLoRA (fixed K, σ)  (N, D_in) → (N, D_out)
+//   linear(x, LinearParams)              plain, LoRA, DoRA, exact / official / official_simplified /
+//                                        stereographic HypLoRA (K, σ fixed or learned), adapter dropout
+//                                                                    (N, D_in) → (N, D_out)
 //   attention(q, k, v, B, T, H)          causal multi-head           (B·T, C) ×3 → (B·T, C)
 //   add(a, b), gelu(x)                   elementwise (gelu: tanh approximation)
 //   matmul_nt(x, W, dW)                  x·Wᵀ                        (N, C), W: (V, C) → (N, V)
 //   cross_entropy(logits, targets)       mean over targets ≠ −1      (N, V) → (1, 1)
 // These are the ops of the example GPT (examples/transformer/gpt_cuda.cuh runs GPT::build on it),
 // not all of ad::: the CPU tape (autodiff/) has many more, and does not dispatch here. Each op's
-// kernels are tested against their ad:: op (tests/cuda/), the graph itself in test_graph.cu.
+// kernels are tested against their ad:: op (tests/cuda/), the graph itself in test_graph.cu (linear:
+// every kind and dropout against nn::AdaptedLinear::forward).
+//
+// linear() is nn::AdaptedLinear::forward on the device. The adapter's scalars (R = √K, σ, θ, k) are
+// host values of the build (the ops take host scalars): a caller whose scalars are learned reads
+// their current values from the device before the build (examples/transformer/gpt_cuda.cuh does
+// it once per step) and passes their (1, 1) gradient views. A learned curvature of the exact and
+// stereographic kinds enters as R = √(softplus(θ) + 1e-6) (set_radius_from_theta): the op's ∂R goes
+// to a (1, 1) scratch of the node, then ∂θ += ∂R·sigmoid(θ)/(2R) on the device. Dropout (p > 0)
+// feeds the adapter x_a = dropout(x) (a tensor of the node, the mask of ad::dropout for the same
+// seed), while the base map sees x; backward takes the adapter's x_a-gradient into node scratch
+// and adds dropout's backward of it to x's gradient.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 #include <deque>
 #include <string>
 
+#include "hyplora/autodiff/detail/hyplora_official_rows.hpp"  // OfficialHypLoRAConstants::k_eps, official_curvature
+#include "hyplora/autodiff/ops_elementwise.hpp"               // SoftplusF, stable_sigmoid (host side)
 #include "hyplora/core/errors.hpp"
 #include "hyplora/cuda/context.hpp"
 #include "hyplora/cuda/cublas.hpp"
@@ -53,33 +69,86 @@
 #include "hyplora/cuda/device_tensor.hpp"
 #include "hyplora/cuda/error.hpp"
 #include "hyplora/cuda/kernels/attention.cuh"
+#include "hyplora/cuda/kernels/dropout.cuh"
 #include "hyplora/cuda/kernels/embedding.cuh"
 #include "hyplora/cuda/kernels/gelu.cuh"
 #include "hyplora/cuda/kernels/layer_norm.cuh"
 #include "hyplora/cuda/kernels/residual.cuh"
 #include "hyplora/cuda/kernels/rms_norm.cuh"
 #include "hyplora/cuda/kernels/softmax.cuh"
+#include "hyplora/cuda/ops_dora.cuh"
 #include "hyplora/cuda/ops_hyplora.cuh"
+#include "hyplora/cuda/ops_hyplora_official.cuh"
+#include "hyplora/cuda/ops_hyplora_stereographic.cuh"
 #include "hyplora/cuda/ops_lora.cuh"
 
 namespace hyplora::cuda {
 
-/// One projection's parameters on the device: z = x·Wᵀ + b, plus a LoRA or exact HypLoRA
-/// adapter (fixed K and σ). Views into the caller's arena; gradient views absent when frozen.
-///   W: (D_out, D_in)  b: (1, D_out) or absent  A: (R, D_in)  B: (D_out, R)
+/// One projection's parameters on the device: z = x·Wᵀ + b, plus the adapter of nn::AdapterKind
+/// `kind` (nn/adapted_linear.hpp). Matrices are views into the caller's arena; a gradient view is
+/// absent when its parameter is frozen (or, for a scalar, fixed). Which fields a kind reads:
+///   plain                        W, b
+///   lora                         + A, B, gamma, dropout
+///   dora                         + m (the magnitude)
+///   hyplora (exact)              + R, sigma, sig_out; dtheta (through R, dR_dtheta), dsigma
+///   hyplora_official             + theta, sigma (the published s); dtheta, dsigma
+///   hyplora_official_simplified  + k; dk
+///   hyplora_stereographic        + R; dtheta (through R, dR_dtheta)
+///   W: (D_out, D_in)  b, m: (1, D_out) or absent  A: (R, D_in)  B: (D_out, R)  scalar gradients: (1, 1)
 template <class T>
 struct LinearParams {
-  enum class Kind { plain, lora, hyplora };
+  enum class Kind { plain, lora, hyplora, dora, hyplora_official, hyplora_official_simplified, hyplora_stereographic };
   Kind kind = Kind::plain;
-  DeviceView<const T> W, b, A, B;
-  DeviceView<T> dW, db, dA, dB;
-  T gamma = T(1);  // α/r
-  T R = T(1);      // √K (hyplora)
-  T sigma = T(1);  // feature scale σ (hyplora)
-  bool sig_out = false;
+  DeviceView<const T> W, b, A, B, m;
+  DeviceView<T> dW, db, dA, dB, dm;
+  T gamma = T(1);  // α/r (or α/√r)
+  // The scalars of this build, on the host (a learned one: its current value, read before the build).
+  T R = T(1);      // √K (hyplora, hyplora_stereographic)
+  T sigma = T(1);  // feature scale σ (hyplora; hyplora_official's s)
+  T theta = T(0);  // raw curvature θ, K = softplus(θ) + 1e-6 (hyplora_official)
+  T k = T(1);      // raw k > 0 (hyplora_official_simplified)
+  bool sig_out = false;  // σ_out = σ (hyplora)
+  // Gradients of learned scalars. θ of the exact and stereographic kinds gets ∂R·dR_dtheta.
+  DeviceView<T> dtheta, dsigma, dk;
+  T dR_dtheta = T(0);  // ∂R/∂θ for a learned R = √(softplus(θ) + 1e-6) (set_radius_from_theta)
+  // Adapter dropout: x_a = dropout(x) with probability p and this build's mask seed (p = 0: x_a = x).
+  T dropout = T(0);
+  std::uint64_t dropout_seed = 0;  // nn::AdaptedLinear::dropout_seed(step seed)
 
-  bool trainable() const { return dW.present() || db.present() || dA.present() || dB.present(); }
+  static const char* name(Kind k) {
+    switch (k) {
+      case Kind::plain: return "plain";
+      case Kind::lora: return "lora";
+      case Kind::hyplora: return "hyplora";
+      case Kind::dora: return "dora";
+      case Kind::hyplora_official: return "hyplora_official";
+      case Kind::hyplora_official_simplified: return "hyplora_official_simplified";
+      case Kind::hyplora_stereographic: return "hyplora_stereographic";
+    }
+    return "unknown";
+  }
+
+  bool trainable() const {
+    return dW.present() || db.present() || dA.present() || dB.present() || dm.present() || dtheta.present() ||
+           dsigma.present() || dk.present();
+  }
+
+  /// R = √(softplus(θ) + 1e-6) and dR_dtheta = sigmoid(θ)/(2R), in T as AdaptedLinear::radius's
+  /// tape ops compute them (a learned curvature of the exact or stereographic kind).
+  void set_radius_from_theta(T th) {
+    using std::sqrt;
+    R = sqrt(ad::detail::official_curvature(ad::detail::SoftplusF::f(th, T(0), T(0))));
+    dR_dtheta = T(0.5) / R * ad::detail::stable_sigmoid(th);  // the sqrt's then the softplus's derivative
+  }
 };
+
+namespace detail {
+// dst += factor·src, one element: a learned θ's gradient from the op's ∂R (∂θ = ∂R·∂R/∂θ).
+template <class T>
+__global__ void add_scaled_scalar_kernel(const T* __restrict__ src, T* __restrict__ dst, T factor) {
+  dst[0] += factor * src[0];
+}
+}  // namespace detail
 
 /// The device tape (see the file comment). Not copyable: it owns its nodes' device tensors.
 template <class T>
@@ -155,24 +224,39 @@ class Graph {
     return last();
   }
 
-  /// z = the projection p of x.  x: (N, D_in)  z: (N, D_out). p must outlive the build.
+  /// z = the projection p of x (nn::AdaptedLinear::forward while training; see LinearParams and
+  /// the file comment).  x: (N, D_in)  z: (N, D_out). p must outlive the build (backward reads it).
   Var linear(Var x, const LinearParams<T>& p) {
+    check_linear_params(p);
     const Node& a = at(x);
     Node& n = push(Op::linear, x);
     n.lin = &p;
     n.needs_grad = a.needs_grad || p.trainable();
     const DeviceView<const T> xv = a.value.cview();
+    DeviceView<const T> xa = xv;
+    if (p.dropout != T(0)) {  // x_a = dropout(x) for the adapter only; the base map sees x
+      n.xa.resize(xv.rows, xv.cols, *ctx_.alloc);
+      dropout_forward<T>(ctx_, xv, n.xa.view(), p.dropout, p.dropout_seed);
+      n.dropped = true;
+      xa = n.xa.cview();
+    }
     switch (p.kind) {
-      case LinearParams<T>::Kind::plain:
+      case Kind::plain:
         detail::check_linear_shapes<T>("cuda::Graph::linear", xv, p.W, p.b);
         n.value.resize(xv.rows, p.W.rows, *ctx_.alloc);
         detail::linear_base_forward<T>(ctx_, xv, p.W, p.b, n.value.view());
         break;
-      case LinearParams<T>::Kind::lora:
-        lora_forward<T>(ctx_, lora_inputs(p, xv), n.value, n.lora);
+      case Kind::lora: lora_forward<T>(ctx_, lora_inputs(p, xv, xa), n.value, n.lora); break;
+      case Kind::hyplora: hyplora_forward<T>(ctx_, hyplora_inputs(p, xv, xa), n.value, n.hyp); break;
+      case Kind::dora: dora_forward<T>(ctx_, dora_inputs(p, xv, xa), n.value, n.dora); break;
+      case Kind::hyplora_official:
+        hyplora_official_forward<T>(ctx_, official_inputs(p, xv, xa), n.value, n.radial);
         break;
-      case LinearParams<T>::Kind::hyplora:
-        hyplora_forward<T>(ctx_, hyplora_inputs(p, xv), n.value, n.hyp);
+      case Kind::hyplora_official_simplified:
+        hyplora_official_simplified_forward<T>(ctx_, simplified_inputs(p, xv, xa), n.value, n.radial);
+        break;
+      case Kind::hyplora_stereographic:
+        hyplora_stereographic_forward<T>(ctx_, stereographic_inputs(p, xv, xa), n.value, n.radial);
         break;
     }
     return last();
@@ -253,12 +337,14 @@ class Graph {
   }
 
  private:
+  using Kind = typename LinearParams<T>::Kind;
   enum class Op { input, embedding, layer_norm, rms_norm, linear, attention, add, gelu, matmul_nt, cross_entropy };
   struct Node {
     Op op = Op::add;
     int a = -1, b = -1, c = -1;  // parent nodes
     bool needs_grad = false;     // a trainable parameter lies upstream
     bool grad_ready = false;     // grad holds this build's gradient (zeroed, then accumulated)
+    bool dropped = false;        // linear: the adapter's input is xa = dropout(x)
     DeviceTensor<T> value, grad;
     // Arguments: parameter views (values and gradients, absent when frozen), device ids, sizes.
     DeviceView<const T> p0, p1;
@@ -272,6 +358,10 @@ class Graph {
     AttentionSaved<T> attn;
     LoRASaved<T> lora;
     HypLoRASaved<T> hyp;
+    DoRASaved<T> dora;
+    RadialHypLoRASaved<T> radial;  // official, official_simplified, stereographic
+    DeviceTensor<T> xa, dxa;       // linear with dropout: x_a = dropout(x) and its gradient (N, D_in)
+    DeviceTensor<T> dR;            // linear with a learned R: the op's ∂R (1, 1), before the chain to θ
     CrossEntropySaved<T> ce;
   };
 
@@ -282,7 +372,7 @@ class Graph {
     Node& n = nodes_[size_++];
     n.op = op;
     n.a = a.id, n.b = b.id, n.c = c.id;
-    n.needs_grad = n.grad_ready = false;
+    n.needs_grad = n.grad_ready = n.dropped = false;
     n.p0 = n.p1 = {};
     n.dp0 = n.dp1 = {};
     n.i0 = n.i1 = nullptr;
@@ -325,11 +415,102 @@ class Graph {
     n.grad_ready = true;
   }
 
-  static LoRAInputs<T> lora_inputs(const LinearParams<T>& p, DeviceView<const T> x) {
-    return LoRAInputs<T>{x, p.W, x, p.A, p.B, p.b, p.gamma};
+  /// value_error for a scalar gradient (or a magnitude, or dropout) the kind has no use for:
+  /// it would silently stay untouched.
+  static void check_linear_params(const LinearParams<T>& p) {
+    const bool adapter = p.kind != Kind::plain, dora = p.kind == Kind::dora;
+    const bool has_theta = p.kind == Kind::hyplora || p.kind == Kind::hyplora_official || p.kind == Kind::hyplora_stereographic;
+    const bool has_sigma = p.kind == Kind::hyplora || p.kind == Kind::hyplora_official;
+    const bool has_k = p.kind == Kind::hyplora_official_simplified;
+    const char* bad = nullptr;
+    if (p.dropout != T(0) && !adapter) bad = "adapter dropout";
+    if ((p.m.present() || p.dm.present()) && !dora) bad = "a magnitude m";
+    if (p.dtheta.present() && !has_theta) bad = "a theta gradient";
+    if (p.dsigma.present() && !has_sigma) bad = "a sigma gradient";
+    if (p.dk.present() && !has_k) bad = "a k gradient";
+    if (bad)
+      throw value_error(std::string("cuda::Graph::linear: ") + bad + " given to a projection of kind " +
+                        LinearParams<T>::name(p.kind) + ", which has none");
   }
-  static HypLoRAInputs<T> hyplora_inputs(const LinearParams<T>& p, DeviceView<const T> x) {
-    return HypLoRAInputs<T>{x, p.W, x, p.A, p.B, p.b, p.R, p.sigma, p.gamma, p.sig_out};
+  // Each op's operands: x for the base map, xa (x itself, or dropout(x)) for the adapter.
+  static LoRAInputs<T> lora_inputs(const LinearParams<T>& p, DeviceView<const T> x, DeviceView<const T> xa) {
+    return LoRAInputs<T>{x, p.W, xa, p.A, p.B, p.b, p.gamma};
+  }
+  static HypLoRAInputs<T> hyplora_inputs(const LinearParams<T>& p, DeviceView<const T> x, DeviceView<const T> xa) {
+    return HypLoRAInputs<T>{x, p.W, xa, p.A, p.B, p.b, p.R, p.sigma, p.gamma, p.sig_out};
+  }
+  static DoRAInputs<T> dora_inputs(const LinearParams<T>& p, DeviceView<const T> x, DeviceView<const T> xa) {
+    return DoRAInputs<T>{x, p.W, xa, p.A, p.B, p.m, p.b, p.gamma};  // xa viewing x's memory: no dropout
+  }
+  static HypLoRAOfficialInputs<T> official_inputs(const LinearParams<T>& p, DeviceView<const T> x,
+                                                  DeviceView<const T> xa) {
+    return HypLoRAOfficialInputs<T>{x, p.W, xa, p.A, p.B, p.b, p.theta, p.sigma, p.gamma};
+  }
+  static HypLoRAOfficialSimplifiedInputs<T> simplified_inputs(const LinearParams<T>& p, DeviceView<const T> x,
+                                                              DeviceView<const T> xa) {
+    return HypLoRAOfficialSimplifiedInputs<T>{x, p.W, xa, p.A, p.B, p.b, p.k, p.gamma};
+  }
+  static HypLoRAStereographicInputs<T> stereographic_inputs(const LinearParams<T>& p, DeviceView<const T> x,
+                                                            DeviceView<const T> xa) {
+    return HypLoRAStereographicInputs<T>{x, p.W, xa, p.A, p.B, p.b, p.R, p.gamma};
+  }
+
+  /// The linear node's backward: the op's, with the adapter's x_a-gradient through dropout's
+  /// backward and a learned R's gradient chained to θ.
+  void linear_backward(Node& n, DeviceView<const T> g) {
+    const LinearParams<T>& p = *n.lin;
+    const DeviceView<const T> x = nodes_[static_cast<std::size_t>(n.a)].value.cview();
+    const DeviceView<T> dx = grad_in(n.a);
+    const DeviceView<T> db = p.b.present() ? p.db : DeviceView<T>{};
+    const DeviceView<const T> xa = n.dropped ? n.xa.cview() : x;
+    DeviceView<T> dxa = dx;  // no dropout: x_a is x, one gradient
+    if (n.dropped) {
+      dxa = {};
+      if (dx.present()) {
+        n.dxa.resize(x.rows, x.cols, *ctx_.alloc);
+        n.dxa.set_zero(ctx_.stream);
+        dxa = n.dxa.view();
+      }
+    }
+    DeviceView<T> dR;  // a learned R = √(softplus(θ) + 1e-6): the op's ∂R, then chained to θ
+    if (p.dtheta.present() && (p.kind == Kind::hyplora || p.kind == Kind::hyplora_stereographic)) {
+      n.dR.resize(1, 1, *ctx_.alloc);
+      n.dR.set_zero(ctx_.stream);
+      dR = n.dR.view();
+    }
+    switch (p.kind) {
+      case Kind::plain:
+        detail::linear_base_backward<T>(ctx_, x, p.W, g, dx, p.dW, db);
+        return;  // no adapter: no dropout, no scalars
+      case Kind::lora:
+        lora_backward<T>(ctx_, lora_inputs(p, x, xa), n.lora, g, LoRAGrads<T>{dx, p.dW, dxa, p.dA, p.dB, db});
+        break;
+      case Kind::hyplora:
+        hyplora_backward<T>(ctx_, hyplora_inputs(p, x, xa), n.hyp, g,
+                            HypLoRAGrads<T>{dx, p.dW, dxa, p.dA, p.dB, db, dR, p.dsigma});
+        break;
+      case Kind::dora:  // reads the forward's z back (the node's value, unchanged)
+        dora_backward<T>(ctx_, dora_inputs(p, x, xa), n.dora, n.value.cview(), g,
+                         DoRAGrads<T>{dx, p.dW, dxa, p.dA, p.dB, p.dm, db});
+        break;
+      case Kind::hyplora_official:
+        hyplora_official_backward<T>(ctx_, official_inputs(p, x, xa), n.radial, g,
+                                     HypLoRAOfficialGrads<T>{dx, p.dW, dxa, p.dA, p.dB, db, p.dtheta, p.dsigma});
+        break;
+      case Kind::hyplora_official_simplified:
+        hyplora_official_simplified_backward<T>(ctx_, simplified_inputs(p, x, xa), n.radial, g,
+                                                HypLoRAOfficialSimplifiedGrads<T>{dx, p.dW, dxa, p.dA, p.dB, db, p.dk});
+        break;
+      case Kind::hyplora_stereographic:
+        hyplora_stereographic_backward<T>(ctx_, stereographic_inputs(p, x, xa), n.radial, g,
+                                          HypLoRAStereographicGrads<T>{dx, p.dW, dxa, p.dA, p.dB, db, dR});
+        break;
+    }
+    if (dR.present()) {  // ∂θ += ∂R·sigmoid(θ)/(2R)
+      detail::add_scaled_scalar_kernel<T><<<1, 1, 0, ctx_.stream>>>(n.dR.data(), p.dtheta.data, p.dR_dtheta);
+      HYPLORA_CUDA_CHECK_LAUNCH();
+    }
+    if (n.dropped && dx.present()) dropout_backward<T>(ctx_, n.dxa.cview(), dx, p.dropout, p.dropout_seed);
   }
 
   void backward_node(Node& n) {
@@ -353,24 +534,9 @@ class Graph {
         rms_norm_backward<T>(ctx_, nodes_[static_cast<std::size_t>(n.a)].value.cview(), n.p0, n.stats, g, dx, n.dp0);
         return;
       }
-      case Op::linear: {
-        const LinearParams<T>& p = *n.lin;
-        const DeviceView<const T> x = nodes_[static_cast<std::size_t>(n.a)].value.cview();
-        const DeviceView<T> dx = grad_in(n.a);
-        switch (p.kind) {
-          case LinearParams<T>::Kind::plain:
-            detail::linear_base_backward<T>(ctx_, x, p.W, g, dx, p.dW, p.b.present() ? p.db : DeviceView<T>{});
-            return;
-          case LinearParams<T>::Kind::lora:
-            lora_backward<T>(ctx_, lora_inputs(p, x), n.lora, g, LoRAGrads<T>{dx, p.dW, dx, p.dA, p.dB, p.db});
-            return;
-          case LinearParams<T>::Kind::hyplora:
-            hyplora_backward<T>(ctx_, hyplora_inputs(p, x), n.hyp, g,
-                                      HypLoRAGrads<T>{dx, p.dW, dx, p.dA, p.dB, p.db, {}, {}});
-            return;
-        }
+      case Op::linear:
+        linear_backward(n, g);
         return;
-      }
       case Op::attention: {
         const DeviceView<T> dq = grad_in(n.a), dk = grad_in(n.b), dv = grad_in(n.c);
         causal_attention_backward<T>(ctx_, n.attn, n.B, n.Tn, n.H, g, dq, dk, dv);

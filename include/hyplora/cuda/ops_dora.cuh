@@ -14,7 +14,8 @@
 // backward reads y back from z for ∂s (Eq. (268)–(269)), so it takes the forward's z.
 // The scalar tests and formulas are the CPU's own (autodiff/detail/dora_rows.hpp). GEMMs go to
 // cuBLAS; reductions are fixed-order block and column-lane sums, so results are deterministic.
-// x_a = x is recognised by x_a viewing x's memory. T: float or double. Not wired into the Tape yet.
+// x_a = x is recognised by x_a viewing x's memory. T: float or double. Used by the device tape
+// (cuda/graph.cuh, LinearParams::Kind::dora); ad::Tape does not dispatch here.
 #pragma once
 
 #include <algorithm>

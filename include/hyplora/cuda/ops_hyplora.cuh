@@ -9,7 +9,8 @@
 //
 // R = √K and σ are host scalars here (the CPU node reads them off the tape); their gradients are
 // accumulated into (1, 1) device tensors. A non-finite input row, which the CPU node rejects with
-// value_error, gives non-finite outputs here (a kernel cannot throw). Not wired into the Tape yet.
+// value_error, gives non-finite outputs here (a kernel cannot throw). Used by the device tape
+// (cuda/graph.cuh); ad::Tape does not dispatch here.
 //
 // T: float, double, or __half / __nv_bfloat16 storage (half.hpp). With half storage the tensors
 // (x, W0, x_a, A, B, bias, z, the gradients) and the (N, R) activations a, W_a, G·B, aw are in T;

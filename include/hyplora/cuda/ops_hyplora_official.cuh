@@ -21,8 +21,8 @@
 // tape); their gradients are accumulated into (1, 1) device tensors, summed over tokens in double
 // in a fixed order by one block. θ's gradient is ∂L/∂K·sigmoid(θ) clamped to ±0.01 per call, the
 // published hook, as on the CPU (official_theta_grad). A non-finite input row, which the CPU node
-// rejects with value_error, gives non-finite outputs here (a kernel cannot throw). Not wired into
-// the device tape (cuda/graph.cuh) yet.
+// rejects with value_error, gives non-finite outputs here (a kernel cannot throw). Used by the device
+// tape (cuda/graph.cuh); ad::Tape does not dispatch here.
 #pragma once
 
 #include <cmath>

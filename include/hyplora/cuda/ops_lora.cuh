@@ -3,8 +3,8 @@
 //   x, x_a: (N, D_in)   W0: (D_out, D_in)   A: (R, D_in)   B: (D_out, R)   b: (1, D_out)
 // Same saved quantity as the CPU node, U = x_a·Aᵀ (N, R), and the same four backward GEMMs:
 //   P = γ·G·B,  dB += γ·Gᵀ·U,  dA += Pᵀ·x_a,  dx_a += P·A   (plus the base map's).
-// Functions on device tensors with explicit saved/scratch buffers; not wired into the Tape yet
-// (the tape's device dispatch is a later step).
+// Functions on device tensors with explicit saved/scratch buffers; used by the device tape
+// (cuda/graph.cuh); ad::Tape's own device dispatch is a later step.
 // T: float, double, or __half / __nv_bfloat16 storage (half.hpp): every tensor, U and P in T,
 // the GEMMs with FP32 compute, γ in float; gradients accumulate in the GEMM's float epilogue
 // (read, add, round once).

@@ -306,6 +306,10 @@ class AdaptedLinear {
   ad::Parameter lora_norm_scale() const { return s_; }  // valid() only when σ is learned
   ad::Parameter lora_magnitude() const { return m_; }  // DoRA only
 
+  /// The seed of this layer's adapter-dropout mask for forward(…, step_seed): the step seed, the
+  /// layer's own stream (its name) and cfg.seed mixed, so a device twin can draw the same mask.
+  std::uint64_t dropout_seed(std::uint64_t step_seed) const { return SplitMix64(step_seed ^ stream_ ^ cfg_.seed).next(); }
+
   /// The curvature K this layer uses now (learned or fixed).
   double curvature(const ad::ParameterStore<T>& store) const {
     if (cfg_.kind == AdapterKind::hyplora_official_simplified) return k_raw_value(store);
@@ -326,7 +330,7 @@ class AdaptedLinear {
       throw_shape("AdaptedLinear '" + base_.name() + "'", "x", x.rows(), x.cols(), "weight", base_.out_features(),
                   base_.in_features());
     if (training && cfg_.dropout > 0.0)
-      return ad::dropout(x, static_cast<T>(cfg_.dropout), SplitMix64(step_seed ^ stream_ ^ cfg_.seed).next());
+      return ad::dropout(x, static_cast<T>(cfg_.dropout), dropout_seed(step_seed));
     return x;
   }
 
