@@ -82,6 +82,11 @@ for shape in "2048 4096 32" "2048 4096 8" "2048 1024 32"; do
   grep -E "^(device|shape|lora|hyplora|ratio|allocator)" "$out/bench_cuda_adapters_$1_$2_$3.log" >> "$summary" 2>/dev/null || true
 done
 
+# Fused (flash-style) vs cuBLAS + softmax attention, forward + backward, at the GPT example's shape
+# and a larger one (bench_cuda_attention prints both and their ratio).
+step bench_cuda_attention 60 "$build/bench_cuda_attention" 30
+grep -E "^(attention|ratio|check)" "$out/bench_cuda_attention.log" >> "$summary" 2>/dev/null || true
+
 # Issue #6 (b): the same 20 training steps on the CPU and the GPU (loss-check prints one loss per
 # step); the largest relative difference per adapter goes to the summary.
 ft="$build/examples/transformer/hyplora-finetune"
