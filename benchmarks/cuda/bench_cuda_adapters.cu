@@ -21,26 +21,14 @@
 #include <hyplora/cuda/ops_lora.cuh>
 #include <hyplora/cuda/stream.hpp>
 
+#include "event_timing.cuh"
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
 namespace hc = hyplora::cuda;
 
-template <class F>
-double median_ms(const hc::DeviceContext& dc, int reps, F&& step) {
-  hc::Event start, stop;
-  for (int i = 0; i < 3; ++i) step();  // warm-up: cuBLAS heuristics, allocator cache
-  dc.synchronize();
-  std::vector<float> ms;
-  for (int i = 0; i < reps; ++i) {
-    start.record(dc.stream());
-    step();
-    stop.record(dc.stream());
-    ms.push_back(stop.elapsed_ms_since(start));
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
+using hyplora::cuda::bench::median_ms;
 
 /// A device copy of a host float batch rounded to T.
 template <class T>

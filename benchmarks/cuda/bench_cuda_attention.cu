@@ -21,26 +21,14 @@
 #include <hyplora/cuda/kernels/flash_attention.cuh>
 #include <hyplora/cuda/stream.hpp>
 
+#include "event_timing.cuh"
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
 namespace hc = hyplora::cuda;
 
-template <class F>
-double median_ms(const hc::DeviceContext& dc, int reps, F&& step) {
-  hc::Event start, stop;
-  for (int i = 0; i < 3; ++i) step();  // warm-up: cuBLAS heuristics, allocator cache
-  dc.synchronize();
-  std::vector<float> ms;
-  for (int i = 0; i < reps; ++i) {
-    start.record(dc.stream());
-    step();
-    stop.record(dc.stream());
-    ms.push_back(stop.elapsed_ms_since(start));
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
+using hyplora::cuda::bench::median_ms;
 
 double max_abs_diff(const hc::DeviceTensor<float>& a, const hc::DeviceTensor<float>& b, const hc::Context& ctx) {
   const MatrixR<float> x = a.to_host(ctx.stream), y = b.to_host(ctx.stream);
