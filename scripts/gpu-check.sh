@@ -100,7 +100,7 @@ loss_check() {
 }
 export -f loss_check
 export ft out
-for a in full lora hyplora; do
+for a in full lora hyplora dora hyplora_official; do
   step "loss_check_$a" 60 bash -c 'loss_check "$0"' "$a"
   grep "^loss-check" "$out/loss_check_$a.log" >> "$summary" 2>/dev/null || true
 done

@@ -573,7 +573,10 @@ int main(int argc, char** argv) {
                                                 "(compare --device cpu with --device cuda)");
   common(lchk);
   lchk->add_option("--steps", lc_steps, "training steps (the schedule's length too)")->capture_default_str();
-  lchk->add_option("--adapter", lc_adapter, "full, lora or hyplora")->capture_default_str();
+  lchk->add_option("--adapter", lc_adapter,
+                   "full, or an adapter kind (lora, dora, hyplora, hyplora_official, hyplora_stereographic, "
+                   "hyplora_official_simplified)")
+      ->capture_default_str();
   lchk->add_option("--batch", s.ft.batch, "batch B (T is --pretrain-seq, as in bench-step)")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
