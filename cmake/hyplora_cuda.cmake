@@ -38,20 +38,9 @@ function(hyplora_cuda_target tgt)
                                           CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON CUDA_EXTENSIONS OFF)
 endfunction()
 
-# Tests: every tests/cuda/test_<name>.cu is target cuda_test_<name> and ctest test cuda.<name>;
-# exit code 77 (no device) is a skip.
+# Tests: tests/cuda/CMakeLists.txt (its own directory scope: it compiles their host code at -O1).
 if(HYPLORA_BUILD_TESTS)
-  find_package(doctest 2.4 REQUIRED)
-  file(GLOB HYPLORA_CUDA_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/../tests/cuda/test_*.cu)
-  foreach(src IN LISTS HYPLORA_CUDA_TEST_SOURCES)
-    get_filename_component(name ${src} NAME_WE)
-    string(REPLACE "test_" "" short ${name})
-    add_executable(cuda_${name} ${src})
-    hyplora_cuda_target(cuda_${name})
-    target_link_libraries(cuda_${name} PRIVATE doctest::doctest)
-    add_test(NAME cuda.${short} COMMAND cuda_${name})
-    set_tests_properties(cuda.${short} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS cuda)
-  endforeach()
+  add_subdirectory(${CMAKE_CURRENT_LIST_DIR}/../tests/cuda ${CMAKE_BINARY_DIR}/tests/cuda)
 endif()
 
 # Benchmarks: every benchmarks/cuda/bench_<x>.cu is target bench_<x> (a plain main; no GPU: skip).

@@ -2,7 +2,7 @@
 # Installs the Debian packages hyplora's build, tests, examples and benchmarks need, when missing.
 # Idempotent and quiet when everything is present.
 set -euo pipefail
-pkgs=(cmake g++ make pkg-config libeigen3-dev doctest-dev libbenchmark-dev nlohmann-json3-dev
+pkgs=(cmake g++ make ninja-build pkg-config libeigen3-dev doctest-dev libbenchmark-dev nlohmann-json3-dev
       libcli11-dev wordnet-base libopenblas-openmp-dev python3)
 missing=()
 for p in "${pkgs[@]}"; do

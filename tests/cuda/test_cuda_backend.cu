@@ -9,7 +9,6 @@
 //   and the per-row scalars; well below any formula error, which would show as O(1e-2)).
 // The adapters are compared with the CPU node in the same dtype (Tape<T>), so both sides use
 // numerics<T>'s clamps (float clamps the exp argument at 44 radii, double at 350).
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -523,10 +522,4 @@ TEST_CASE("a repeated HypLoRA training step calls cudaMalloc only in its first s
   CHECK(after_first > 0);
   CHECK(alloc.stats().malloc_calls == after_first);
   CHECK(down(gA, ctx).allFinite());
-}
-
-int main(int argc, char** argv) {
-  if (hc::skip_without_device()) return hc::kSkipReturnCode;
-  doctest::Context context(argc, argv);
-  return context.run();
 }

@@ -3,7 +3,6 @@
 // and backward must agree EXACTLY (==, not a tolerance) for float and double: the same zero
 // pattern and the same survivors x·(1/(1 − p)), the same dx0 + g·(1/(1 − p)).
 // Without a CUDA device the binary prints "SKIPPED: no CUDA device" and returns 77.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -136,10 +135,4 @@ TEST_CASE("dropout rejects p outside [0, 1) like ad::dropout, and mismatched sha
   CHECK_THROWS_AS(hc::dropout_backward<float>(ctx, x.cview(), y2.view(), 0.5f, 0), hyplora::shape_error);
   CHECK_NOTHROW(hc::dropout_forward<float>(ctx, x.cview(), y.view(), 0.0f, 0));
   dc.synchronize();
-}
-
-int main(int argc, char** argv) {
-  if (hc::skip_without_device()) return hc::kSkipReturnCode;
-  doctest::Context context(argc, argv);
-  return context.run();
 }

@@ -11,7 +11,6 @@
 // within these bounds of the reference and their measured differences are rounding-sized, so
 // the same bounds are used (not doubled). The saved log-sum-exp L is compared with a host
 // evaluation in double, relative to max(1, max|L|) (L of a short row can be ≈ 0).
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -299,10 +298,4 @@ TEST_CASE_TEMPLATE("flash_attention: bad shapes, Dh > 128, aliasing and empty in
   CHECK_NOTHROW(hc::flash_attention_forward<T>(ctx, e0.cview(), e0.cview(), e0.cview(), 2, 0, 2, eo.view(), se));
   CHECK_NOTHROW(hc::flash_attention_backward<T>(ctx, se, 2, 0, 2, e0.cview(), eo.view(), eo.view(), eo.view()));
   dc.synchronize();
-}
-
-int main(int argc, char** argv) {
-  if (hc::skip_without_device()) return hc::kSkipReturnCode;
-  doctest::Context context(argc, argv);
-  return context.run();
 }

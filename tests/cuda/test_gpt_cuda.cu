@@ -23,7 +23,6 @@
 //     each coordinate by ~±lr whatever its gradient's size, so coordinates whose gradient is at
 //     rounding level may differ by up to 2·lr; they are few, the 2-norm sees the bulk);
 //   no cudaMalloc after the first step.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -318,10 +317,4 @@ TEST_CASE("device GPT rejects what it does not support yet, with value_error") {
     CHECK_THROWS_AS(dev.step(ids, tg, 2, 8), hyplora::value_error);
     CHECK_THROWS_AS(dev.step(ids, tg, 2, 9), hyplora::shape_error);
   }
-}
-
-int main(int argc, char** argv) {
-  if (hc::skip_without_device()) return hc::kSkipReturnCode;
-  doctest::Context context(argc, argv);
-  return context.run();
 }

@@ -7,7 +7,6 @@
 //   float on the device:  2e-4 values, 5e-4 gradients (float rounding through the T×T and
 //   T×Dh GEMMs and the softmax rows; a formula or index error shows as O(1e-1)).
 // Embedding, residual add and clipping have no reduction deeper than N terms: same tolerances.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -206,10 +205,4 @@ TEST_CASE_TEMPLATE("clip_grad_norm matches optim::clip_grad_norm (clipped, not c
   }
   hc::ClipGradSaved<T> saved;
   CHECK_THROWS_AS(hc::clip_grad_norm<T>(ctx, nullptr, 0, -1.0, saved), hyplora::value_error);
-}
-
-int main(int argc, char** argv) {
-  if (hc::skip_without_device()) return hc::kSkipReturnCode;
-  doctest::Context context(argc, argv);
-  return context.run();
 }

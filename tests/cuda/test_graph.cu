@@ -17,7 +17,6 @@
 // gradients of learned scalars (θ, σ, k) are sums over tokens of terms of both signs: compared
 // with 10× the gradient tolerance relative to their own size, as the ops' own tests do
 // (test_ops_hyplora_official.cu, test_ops_hyplora_stereographic.cu).
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -673,10 +672,4 @@ TEST_CASE_TEMPLATE("value() of a node not in the current build throws value_erro
   CHECK_THROWS_AS(g.value(b), hyplora::value_error);  // node 1 is not in this build
   CHECK_THROWS_AS(g.gelu(b), hyplora::value_error);
   CHECK_THROWS_AS(g.backward(b), hyplora::value_error);
-}
-
-int main(int argc, char** argv) {
-  if (hc::skip_without_device()) return hc::kSkipReturnCode;
-  doctest::Context context(argc, argv);
-  return context.run();
 }

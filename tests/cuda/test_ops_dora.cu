@@ -10,7 +10,6 @@
 // Tolerances (device_compare.cuh, normwise against the double reference): double 1e-10; float
 // 2e-4 values, 5e-4 gradients — GEMM depths here are ≤ 4100 tokens (dW0, dB) and ≤ 300 widths.
 // A formula or index error shows as O(1e-2) or worse.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -301,10 +300,4 @@ TEST_CASE("dora_forward rejects bad shapes with the CPU nodes' messages") {
     CHECK(dev.substr(dev.find(": ")) == cpu.substr(cpu.find(": ")));  // the same shapes, named alike
     CHECK(dev.rfind("cuda::dora_forward", 0) == 0);
   }
-}
-
-int main(int argc, char** argv) {
-  if (hc::skip_without_device()) return hc::kSkipReturnCode;
-  doctest::Context context(argc, argv);
-  return context.run();
 }

@@ -12,7 +12,6 @@
 // The inputs (radial_hyplora_data.hpp) put rows in every branch: x = 0, |x| = 1e-9 (n floor, and
 // q < 1e-7: q floor), θ' < 1 (e floor, g' = 0), 1 < θ' < 1.01 (√(2e)), θ' > 1.01 (arcosh), and
 // n/(sR) = 11, 12.5, 30 (sinh clamp at 12); the coverage is checked on the CPU node's inputs.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -261,10 +260,4 @@ TEST_CASE("official device ops reject bad shapes and values with the CPU node's 
   si.k = 1.f;
   si.B = Bbad.cview();
   CHECK_THROWS_AS(hc::hyplora_official_simplified_forward<float>(ctx, si, z, s), hyplora::shape_error);
-}
-
-int main(int argc, char** argv) {
-  if (hc::skip_without_device()) return hc::kSkipReturnCode;
-  doctest::Context context(argc, argv);
-  return context.run();
 }

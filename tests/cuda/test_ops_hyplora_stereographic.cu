@@ -8,7 +8,6 @@
 // gradient is a sum over tokens of terms of both signs: 10× the gradient tolerance relative to its
 // size, as the exact variant's test does. The adapter input's rows cover x = 0, |x| = 1e-9, the
 // series branches of sinhc and D1 (ρ = 2|x|/R = 1e-3, 0.3), ρ = 2 and 10, and |y| = 5R (τ = 5).
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -117,10 +116,4 @@ TEST_CASE("stereographic device ops reject bad shapes and values with the CPU no
   hc::HypLoRAStereographicGrads<float> gr{};
   gr.R = g12.view();
   CHECK_THROWS_AS(hc::hyplora_stereographic_backward<float>(ctx, in, s, G.cview(), gr), hyplora::shape_error);
-}
-
-int main(int argc, char** argv) {
-  if (hc::skip_without_device()) return hc::kSkipReturnCode;
-  doctest::Context context(argc, argv);
-  return context.run();
 }
