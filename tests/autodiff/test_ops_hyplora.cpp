@@ -109,6 +109,39 @@ TEST_CASE("hyplora_linear gradients over many tokens (N = 150): ∂B's R×R term
   CHECK_MESSAGE(res.ok, res.report);
 }
 
+TEST_CASE("the backward's per-block M·a: loop up to kHypLoRALoopMaxRank, GEMM above, same product") {
+  // detail/hyplora_token_pass.hpp picks the loop or one BLAS call by rank; both must be V·M.
+  using hyplora::ad::detail::hyplora_block_times_m;
+  using hyplora::ad::detail::kHypLoRABlock;
+  using hyplora::ad::detail::kHypLoRALoopMaxRank;
+  std::srand(23);
+  for (Eigen::Index r : {Eigen::Index(1), Eigen::Index(8), kHypLoRALoopMaxRank, kHypLoRALoopMaxRank + 1, Eigen::Index(32)}) {
+    for (Eigen::Index nb : {Eigen::Index(1), Eigen::Index(5), kHypLoRABlock}) {
+      CAPTURE(r); CAPTURE(nb);
+      const MatrixR<double> V = rnd(nb, r, 1.0), M = rnd(r, r, 1.0);
+      MatrixR<double> Q = MatrixR<double>::Constant(nb, r, std::numeric_limits<double>::quiet_NaN());  // never read
+      hyplora_block_times_m(V.data(), nb, r, M.data(), Q.data());
+      const MatrixR<double> ref = V * M;
+      CHECK((Q - ref).cwiseAbs().maxCoeff() <= 1e-13 * (1.0 + ref.cwiseAbs().maxCoeff()));
+    }
+  }
+}
+
+TEST_CASE("hyplora_linear gradients above kHypLoRALoopMaxRank (the backward's M·a as a GEMM)") {
+  // The other gradchecks run at rank ≤ 3, i.e. through the loop; this one through the BLAS call,
+  // with N = 11 tokens (a full 8-token block and a partial one).
+  using hyplora::ad::detail::kHypLoRALoopMaxRank;
+  std::srand(29);
+  const Eigen::Index n = 11, d = 5, r = kHypLoRALoopMaxRank + 3;
+  const std::vector<MatrixR<double>> in = {rnd(n, d, 1.1), rnd(4, d, 0.5), rnd(r, d, 0.3), rnd(4, r, 0.3),
+                                           scalar(1.2), scalar(0.8)};
+  auto f = [](Tape<double>&, const std::vector<Var<double>>& v) {
+    return hyplora::ad::hyplora_linear(v[0], v[1], v[0], v[2], v[3], v[4], v[5], {0.8, true});
+  };
+  auto res = hyplora::testing::gradcheck(f, in);
+  CHECK_MESSAGE(res.ok, res.report);
+}
+
 TEST_CASE("memory: a training step's tape buffers stay within 1.02x LoRA's at N 128, D 256, R 32") {
   // The adapter benchmarks' tightest shape (R² = 4·D, a 0.56 MB step): the node's own buffers
   // (4 scalars per token, BᵀB, and the backward's scratch, detail/hyplora_token_pass.hpp) must

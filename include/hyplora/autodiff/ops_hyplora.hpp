@@ -91,7 +91,7 @@ void hyplora_backward(Tape<T>& t, int id) {
   // P = G·B (N, R); then per token (Eq. (161)–(162)):
   //   s_y = γσ_out·(a·P),  wy = (D2(τ)/K)·s_y,  g_a = γσ_out·c2·P + wy·(M a),
   //   s_x = (a·g_a)/c1 = (c2·s_y + wy·τ²K)/c1    (aᵀMa = |y|² = τ²K, saved by the forward),
-  // with M a for a block of kHypLoRABlock tokens from one small GEMM (hyplora_token_pass), and
+  // with M a for a block of kHypLoRABlock tokens (hyplora_block_times_m; hyplora_token_pass), and
   // ∂B's second term B·S, S = Σ wy·a aᵀ, after the pass (hyplora_add_bs). The radial part of
   // ∂x_a (Eq. (165)) is written here, row by row, so the tangential GEMM after the pass only
   // accumulates onto it.
@@ -106,7 +106,7 @@ void hyplora_backward(Tape<T>& t, int id) {
   }
   const bool par = N * ((needX ? D : 0) + 2 * r * r) >= kHypLoRAParallelMinWork;
   const auto sums = hyplora_token_pass<T>(N, r, par, scratch, [&](Index i0, Index nb, T* Q, T* w, double& dR, double& dS) {
-    gemm<T>(nb, r, r, T(1), a.data() + i0 * r, r, false, M.data(), r, false, T(0), Q, r);  // Q = a·M
+    hyplora_block_times_m(a.data() + i0 * r, nb, r, M.data(), Q);  // Q = a·M
     for (Index i = i0; i < i0 + nb; ++i) {
       T* gi = Ga.data() + i * r;
       const T* qi = Q + (i - i0) * r;

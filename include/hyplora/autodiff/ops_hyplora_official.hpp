@@ -145,7 +145,7 @@ void backward(Tape<T>& t, int id, int xa, int A, int B, const bool need_p[2], do
   }
   const bool par = N * ((needX ? D : 0) + 2 * r * r) >= kHypLoRAParallelMinWork;
   const auto sums = hyplora_token_pass<T>(N, r, par, scratch, [&](Index i0, Index nb, T* Q, T* f, double& s0, double& s1) {
-    gemm<T>(nb, r, r, T(1), U.data() + i0 * r, r, false, M.data(), r, false, T(0), Q, r);  // Q = U·M
+    hyplora_block_times_m(U.data() + i0 * r, nb, r, M.data(), Q);  // Q = U·M
     for (Index i = i0; i < i0 + nb; ++i) {
       T* gi = Ga.data() + i * r;
       const T* qi = Q + (i - i0) * r;

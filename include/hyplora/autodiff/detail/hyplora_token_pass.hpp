@@ -27,6 +27,36 @@ namespace hyplora::ad::detail {
 /// R×R that S needs afterwards, for N ≥ 128), and a GEMM of 8 rows is still one BLAS call.
 constexpr Index kHypLoRABlock = 8;
 
+/// Up to this rank the per-block product Q = V_block·M is a plain loop (hyplora_block_times_m).
+/// Measured at R 8 (the loop is faster) and R 32 (BLAS is faster); R 16 itself was not measured.
+constexpr Index kHypLoRALoopMaxRank = 16;
+
+/// Q = V·M for one block of nb ≤ kHypLoRABlock tokens: V (nb, R) rows, M (R, R), Q (nb, R).
+/// At small R a BLAS call costs more in its driver than the nb·R² multiply-adds: each call takes
+/// a buffer from OpenBLAS's pool and packs both operands, and a node makes N/8 of them. `perf
+/// record` of a rank-8 GPT step (hyplora-finetune bench-step --pretrain-seq 48 --modes hyplora,
+/// 2 threads): OpenBLAS's samples 7351 → 7024, its buffer-pool calls 99 → 27, with the loop;
+/// Paired/hyplora at n 512, d 256, r 8 (2 threads, three runs each): 1.068–1.083 → 1.060–1.061.
+/// At R 32 the loop was slower (n 128: 1.12–1.14 against 1.10–1.12), so above
+/// kHypLoRALoopMaxRank it is one GEMM.
+template <class T>
+void hyplora_block_times_m(const T* V, Index nb, Index r, const T* M, T* Q) {
+  if (r > kHypLoRALoopMaxRank) {
+    gemm<T>(nb, r, r, T(1), V, r, false, M, r, false, T(0), Q, r);
+    return;
+  }
+  for (Index i = 0; i < nb; ++i) {
+    const T* vi = V + i * r;
+    T* qi = Q + i * r;
+    for (Index j = 0; j < r; ++j) qi[j] = T(0);
+    for (Index k = 0; k < r; ++k) {
+      const T v = vi[k];
+      const T* mk = M + k * r;
+      for (Index j = 0; j < r; ++j) qi[j] += v * mk[j];
+    }
+  }
+}
+
 /// Elements of one thread's slot in the scratch: a (kHypLoRABlock, R) block and two split
 /// doubles, rounded up to a 64-byte line so two threads never write the same line.
 template <class T>
