@@ -11,6 +11,8 @@
 #include <hyplora/analysis/delta_hyperbolicity.hpp>
 #include <hyplora/core/numerics.hpp>
 
+namespace analysis_test_delta_hyperbolicity {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
@@ -329,3 +331,5 @@ TEST_CASE("bad input throws typed errors") {
   CHECK_THROWS_AS(an::delta_per_prompt({{0, 1}, {}}, E), hyplora::value_error);
   CHECK(an::delta_base_point(MatrixR<double>(0, 0)).delta == 0.0);
 }
+
+}  // namespace analysis_test_delta_hyperbolicity

@@ -7,6 +7,8 @@
 
 #include <hyplora/analysis/frequency_norm.hpp>
 
+namespace analysis_test_frequency_norm {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 
 namespace an = hyplora::analysis;
@@ -123,3 +125,5 @@ TEST_CASE("frequency/norm input errors") {
   const std::vector<std::int64_t> zeros(8, 0);
   CHECK_THROWS_AS(an::norm_frequency_binned(zeros, norms), hyplora::value_error);
 }
+
+}  // namespace analysis_test_frequency_norm

@@ -10,6 +10,8 @@
 
 #include <hyplora/analysis/power_law.hpp>
 
+namespace analysis_test_power_law {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 
 namespace an = hyplora::analysis;
@@ -230,3 +232,5 @@ TEST_CASE("power-law input errors") {
   opt.alpha_lo = 0.5;
   CHECK_THROWS_AS(an::fit_power_law({1, 2, 3}, opt), hyplora::value_error);
 }
+
+}  // namespace analysis_test_power_law

@@ -16,6 +16,8 @@
 #include <omp.h>
 #endif
 
+namespace autodiff_test_hyplora_token_pass {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
@@ -123,3 +125,5 @@ TEST_CASE("hyplora_add_bs: dB += B·(Vᵀ·diag(w)·V), the work buffer overwrit
   CHECK((dB - expect).cwiseAbs().maxCoeff() <= 1e-13 * (1.0 + expect.cwiseAbs().maxCoeff()));
   CHECK((work - w.asDiagonal() * V).cwiseAbs().maxCoeff() <= 1e-15);
 }
+
+}  // namespace autodiff_test_hyplora_token_pass

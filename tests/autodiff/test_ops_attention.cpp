@@ -16,6 +16,8 @@
 #include <omp.h>
 #endif
 
+namespace autodiff_test_ops_attention {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
@@ -275,3 +277,5 @@ TEST_CASE("causal_self_attention gives bitwise the same results on 1 and 2 threa
   }
 }
 #endif
+
+}  // namespace autodiff_test_ops_attention

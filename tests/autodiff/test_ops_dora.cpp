@@ -22,6 +22,8 @@
 #include "support/alloc_counter.hpp"
 #include "support/tape_bytes.hpp"
 
+namespace autodiff_test_ops_dora {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 using hyplora::Index;
 using hyplora::MatrixR;
 namespace ad = hyplora::ad;
@@ -377,3 +379,5 @@ TEST_CASE("DoRA layer step: within 1.1x LoRA's tape bytes, and no allocation on 
     CHECK(hyplora::testing::allocations() - before == 0);
   }
 }
+
+}  // namespace autodiff_test_ops_dora

@@ -9,6 +9,8 @@
 #include <hyplora/autodiff/ops_dropout.hpp>
 #include <hyplora/testing/gradcheck.hpp>
 
+namespace autodiff_test_ops_dropout {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
@@ -120,3 +122,5 @@ TEST_CASE("dropout backward applies the same mask and scale, and gradchecks") {
     }
   }
 }
+
+}  // namespace autodiff_test_ops_dropout

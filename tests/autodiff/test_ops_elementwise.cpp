@@ -12,6 +12,8 @@
 #include <hyplora/autodiff/ops_elementwise.hpp>
 #include <hyplora/testing/gradcheck.hpp>
 
+namespace autodiff_test_ops_elementwise {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::MatrixR;
 using hyplora::ad::Tape;
@@ -318,3 +320,5 @@ TEST_CASE("elementwise ops on a big tensor (parallel path) match the small-tenso
   CHECK((M(x.grad()) - gx).cwiseAbs().maxCoeff() <= 1e-13);
   CHECK((M(z.grad()) - gz).cwiseAbs().maxCoeff() <= 1e-13);
 }
+
+}  // namespace autodiff_test_ops_elementwise

@@ -18,6 +18,8 @@
 #include <omp.h>
 #endif
 
+namespace autodiff_test_ops_hyplora {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::MatrixR;
 using hyplora::ad::Tape;
@@ -356,3 +358,5 @@ TEST_CASE("threads: a non-finite input row is reported by its smallest index wha
 #else
 TEST_CASE("threads: 1 vs 2 OpenMP threads (skipped: built without OpenMP)") { MESSAGE("built without OpenMP"); }
 #endif
+
+}  // namespace autodiff_test_ops_hyplora

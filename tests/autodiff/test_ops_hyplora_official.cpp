@@ -28,6 +28,8 @@
 #define HYPLORA_TEST_HAS_JSON 1
 #endif
 
+namespace autodiff_test_ops_hyplora_official {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::MatrixR;
 using hyplora::ad::Tape;
@@ -554,3 +556,5 @@ TEST_CASE("official nodes: 1 and 2 OpenMP threads agree to rounding; a fixed thr
   }
 }
 #endif
+
+}  // namespace autodiff_test_ops_hyplora_official

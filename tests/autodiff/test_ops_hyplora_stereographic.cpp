@@ -24,6 +24,8 @@
 #include <omp.h>
 #endif
 
+namespace autodiff_test_ops_hyplora_stereographic {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::MatrixR;
 using hyplora::ad::Tape;
@@ -294,3 +296,5 @@ TEST_CASE("stereographic node: 1 and 2 OpenMP threads agree to rounding; a fixed
   }
 }
 #endif
+
+}  // namespace autodiff_test_ops_hyplora_stereographic

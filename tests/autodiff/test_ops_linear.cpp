@@ -5,6 +5,8 @@
 #include <hyplora/testing/gradcheck.hpp>
 #include <vector>
 
+namespace autodiff_test_ops_linear {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::MatrixR;
 using hyplora::ad::Tape;
@@ -44,3 +46,5 @@ TEST_CASE("linear shape errors") {
   CHECK_THROWS_AS(hyplora::ad::linear(t.constant(rnd(2, 3)), t.constant(rnd(4, 2))), hyplora::shape_error);
   CHECK_THROWS_AS(hyplora::ad::linear(t.constant(rnd(2, 3)), t.constant(rnd(4, 3)), t.constant(rnd(1, 3))), hyplora::shape_error);
 }
+
+}  // namespace autodiff_test_ops_linear

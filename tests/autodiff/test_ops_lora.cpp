@@ -5,6 +5,8 @@
 #include <hyplora/testing/gradcheck.hpp>
 #include <vector>
 
+namespace autodiff_test_ops_lora {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::MatrixR;
 using hyplora::ad::Tape;
@@ -51,3 +53,5 @@ TEST_CASE("lora_linear shape errors name both shapes") {
   CHECK_THROWS_AS(hyplora::ad::lora_linear(x, t.constant(rnd(4, 2)), x, t.constant(rnd(2, 3)), t.constant(rnd(4, 2)), 1.0),
                   hyplora::shape_error);
 }
+
+}  // namespace autodiff_test_ops_lora

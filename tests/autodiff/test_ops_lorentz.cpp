@@ -22,6 +22,8 @@
 #include <hyplora/manifold/detail/lorentz_rows.hpp>
 #include <hyplora/testing/gradcheck.hpp>
 
+namespace autodiff_test_ops_lorentz {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
@@ -311,3 +313,5 @@ TEST_CASE("Lorentz ops: shape and value errors name the offending shape or value
   Tape<double> other;
   CHECK_THROWS_AS(ad::lorentz_logmap0(x, other.constant(scalar(1.0))), hyplora::value_error);
 }
+
+}  // namespace autodiff_test_ops_lorentz

@@ -16,6 +16,8 @@
 #include <hyplora/autodiff/ops_matmul.hpp>
 #include <hyplora/testing/gradcheck.hpp>
 
+namespace autodiff_test_ops_matmul {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::MatrixR;
 using hyplora::ad::Tape;
@@ -204,3 +206,5 @@ TEST_CASE_TEMPLATE("detail::gemm: the threaded split agrees with one thread and 
   omp_set_num_threads(saved);
 }
 #endif
+
+}  // namespace autodiff_test_ops_matmul

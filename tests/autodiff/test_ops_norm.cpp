@@ -15,6 +15,8 @@
 #include <omp.h>
 #endif
 
+namespace autodiff_test_ops_norm {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
@@ -248,3 +250,5 @@ TEST_CASE("norm ops reuse their buffers when the graph is rebuilt") {
     for (int k = 0; k < 4; ++k) before[k] = now[k];
   }
 }
+
+}  // namespace autodiff_test_ops_norm

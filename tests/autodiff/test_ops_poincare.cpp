@@ -19,6 +19,8 @@
 #include <hyplora/manifold/detail/poincare_rows.hpp>
 #include <hyplora/testing/gradcheck.hpp>
 
+namespace autodiff_test_ops_poincare {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
@@ -242,3 +244,5 @@ TEST_CASE("Poincaré ops: shape and value errors name the offending shape or val
   Tape<double> other;
   CHECK_THROWS_AS(ad::poincare_dist(x, x, other.constant(scalar(1.0))), hyplora::value_error);
 }
+
+}  // namespace autodiff_test_ops_poincare

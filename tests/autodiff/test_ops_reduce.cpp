@@ -12,6 +12,8 @@
 #include <hyplora/autodiff/ops_reduce.hpp>
 #include <hyplora/testing/gradcheck.hpp>
 
+namespace autodiff_test_ops_reduce {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::MatrixR;
 using hyplora::ad::Tape;
@@ -155,3 +157,5 @@ TEST_CASE_TEMPLATE("reductions in float", T, float, double) {
   CHECK((ad::row_norm(x).value().template cast<double>() - a.rowwise().norm()).cwiseAbs().maxCoeff() <= tol);
   CHECK((ad::sum_cols(x).value().template cast<double>() - a.colwise().sum()).cwiseAbs().maxCoeff() <= 10 * tol);
 }
+
+}  // namespace autodiff_test_ops_reduce

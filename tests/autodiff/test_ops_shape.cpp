@@ -14,6 +14,8 @@
 #include <omp.h>
 #endif
 
+namespace autodiff_test_ops_shape {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
@@ -186,3 +188,5 @@ TEST_CASE("transpose and reshape: values, gradients, errors") {
     CHECK(msg.find("(5, 2)") != std::string::npos);
   }
 }
+
+}  // namespace autodiff_test_ops_shape

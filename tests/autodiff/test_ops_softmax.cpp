@@ -19,6 +19,8 @@
 #include <omp.h>
 #endif
 
+namespace autodiff_test_ops_softmax {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
@@ -267,3 +269,5 @@ TEST_CASE("softmax-family ops reuse their buffers when the graph is rebuilt") {
     for (int k = 0; k < 3; ++k) before[k] = now[k];
   }
 }
+
+}  // namespace autodiff_test_ops_softmax

@@ -6,6 +6,8 @@
 
 #include <hyplora/autodiff/parameters.hpp>
 
+namespace autodiff_test_parameters {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 using hyplora::MatrixR;
 using hyplora::ad::Parameter;
 using hyplora::ad::ParameterStore;
@@ -53,3 +55,5 @@ TEST_CASE("parameter lookup and registration errors") {
   CHECK_FALSE(Parameter{}.valid());
   CHECK(w.valid());
 }
+
+}  // namespace autodiff_test_parameters

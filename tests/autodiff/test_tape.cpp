@@ -20,6 +20,8 @@
 
 #include "support/alloc_counter.hpp"  // this executable's global allocation counter
 
+namespace autodiff_test_tape {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::MatrixR;
 using hyplora::ad::Parameter;
@@ -299,3 +301,5 @@ TEST_CASE("a small MLP learns y = x0·x1 on [-1, 1]² with hand-written SGD") {
   CHECK(initial > 0.05);  // Var(x0·x1) = 1/9 plus the initial prediction's error
   CHECK(loss < 0.005);
 }
+
+}  // namespace autodiff_test_tape

@@ -5,6 +5,8 @@
 
 #include <hyplora/autodiff/tensor.hpp>
 
+namespace autodiff_test_tensor {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 using hyplora::ad::ConstTensorView;
 using hyplora::ad::Shape;
 using hyplora::ad::Tensor;
@@ -43,3 +45,5 @@ TEST_CASE("check_same_shape throws shape_error naming both shapes") {
     CHECK(msg.find("(5, 4)") != std::string::npos);
   }
 }
+
+}  // namespace autodiff_test_tensor

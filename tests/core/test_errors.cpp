@@ -5,6 +5,8 @@
 #include <limits>
 #include <string>
 
+namespace core_test_errors {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 TEST_CASE("check_curvature rejects K <= 0 and non-finite K with the value in the message") {
   CHECK_NOTHROW(hyplora::check_curvature(1.0));
   CHECK_NOTHROW(hyplora::check_curvature(1e-3f));
@@ -32,3 +34,5 @@ TEST_CASE("shape errors name both shapes and derive from hyplora::error") {
     CHECK(dynamic_cast<const hyplora::shape_error*>(&e) != nullptr);
   }
 }
+
+}  // namespace core_test_errors

@@ -6,6 +6,8 @@
 #include <type_traits>
 #include <hyplora/core/numerics.hpp>
 
+namespace core_test_numerics {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 
 using LD = long double;
@@ -90,3 +92,5 @@ TEST_CASE_TEMPLATE("sinh/cosh arguments are clamped where they stop being repres
   CHECK(std::isfinite(static_cast<double>(s * s)));
   CHECK(hyplora::clamp_exp_arg(T(2)) == T(2));
 }
+
+}  // namespace core_test_numerics

@@ -3,6 +3,8 @@
 
 #include <hyplora/core/types.hpp>
 
+namespace core_test_types {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 TEST_CASE("batches are row-major so each point is a contiguous row") {
   hyplora::MatrixR<double> m(3, 4);
   for (int i = 0; i < 12; ++i) m.data()[i] = i;
@@ -10,3 +12,5 @@ TEST_CASE("batches are row-major so each point is a contiguous row") {
   CHECK(m.row(2).data() == m.data() + 8);
   CHECK(hyplora::MatrixR<float>::IsRowMajor);
 }
+
+}  // namespace core_test_types

@@ -13,6 +13,8 @@
 
 #include "../../examples/embedding_geometry/geometry.hpp"
 
+namespace examples_test_embedding_geometry {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace geom = hyplora::examples::geom;
 namespace analysis = hyplora::analysis;
 using hyplora::Index;
@@ -177,3 +179,5 @@ TEST_CASE("points on a line are 0-hyperbolic in every prompt") {
   CHECK_THROWS_AS(geom::analyse(MatrixR<double>::Zero(255, 4), synthetic_text()), hyplora::shape_error);
   CHECK_THROWS_AS(geom::analyse(E, "ab"), hyplora::value_error);
 }
+
+}  // namespace examples_test_embedding_geometry

@@ -16,6 +16,8 @@
 #include "../../examples/poincare_embeddings/trainer.hpp"
 #include "../../examples/poincare_embeddings/wordnet_graph.hpp"
 
+namespace examples_test_poincare_embeddings {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace emb = hyplora::examples::emb;
 using hyplora::Index;
 
@@ -610,3 +612,5 @@ TEST_CASE("WordNet mammals, dim 10, Poincaré RSGD: MAP >= 0.95 in 50 epochs") {
   MESSAGE("mammals poincare rsgd: MAP ", r.map, ", mean rank ", r.mean_rank);
   CHECK(r.map >= 0.95);
 }
+
+}  // namespace examples_test_poincare_embeddings

@@ -16,6 +16,8 @@
 #include "../../examples/transformer/data/hierarchy_tasks.hpp"
 #include "../../examples/transformer/data/text_corpus.hpp"
 
+namespace examples_test_transformer_data {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace ex = hyplora::examples;
 namespace wn = hyplora::wordnet;
 
@@ -276,3 +278,5 @@ TEST_CASE("WordNet-based generators") {
     CHECK(subjects.size() == 50);
   }
 }
+
+}  // namespace examples_test_transformer_data

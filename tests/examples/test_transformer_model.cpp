@@ -11,6 +11,8 @@
 #include "hyplora/testing/gradcheck.hpp"
 #include "../../examples/transformer/train.hpp"
 
+namespace examples_test_transformer_model {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace ex = hyplora::examples;
 namespace ad = hyplora::ad;
 namespace nn = hyplora::nn;
@@ -237,3 +239,5 @@ TEST_CASE("gelu_rows: gradchecked, and equal to ad::gelu in value and gradient")
   compare(0.0, 70, 1000, 1e-12);
   compare(0.0f, 70, 1000, 4e-6);  // Eigen's vectorised float tanh is within a few ulp of tanhf
 }
+
+}  // namespace examples_test_transformer_model

@@ -16,6 +16,8 @@
 #include <omp.h>
 #endif
 
+namespace examples_test_transformer_train {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace ex = hyplora::examples;
 namespace ad = hyplora::ad;
 namespace nn = hyplora::nn;
@@ -236,3 +238,5 @@ TEST_CASE("report: SVG has one polyline per curve and a legend; table aligns") {
   const std::string t = ex::text_table({"a", "bb"}, {{"xyz", "1"}});
   CHECK(t == "a    bb\n-------\nxyz   1\n");
 }
+
+}  // namespace examples_test_transformer_train

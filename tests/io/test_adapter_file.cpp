@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+namespace io_test_adapter_file {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace io = hyplora::io;
 namespace fs = std::filesystem;
 using hyplora::MatrixR;
@@ -326,3 +328,5 @@ TEST_CASE("save_adapter rejects inconsistent adapters before writing anything") 
   CHECK_THROWS_AS(io::save_adapter(d.path / "x", a), hyplora::value_error);
   CHECK_FALSE(fs::exists(d.path / "x"));
 }
+
+}  // namespace io_test_adapter_file

@@ -2,11 +2,19 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <hyplora/io/atomic_file.hpp>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
+namespace io_test_atomic_file {  // one per test file: files share translation units (tests/CMakeLists.txt)
 
 namespace fs = std::filesystem;
 
@@ -134,11 +142,6 @@ TEST_CASE("system failures throw io_error naming the path and the system's reaso
 }
 
 #if defined(__unix__) || defined(__APPLE__)
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <fstream>
-
 // Regression (hardening): a writer killed by SIGKILL cannot remove its temporary file; before the
 // fix every kill left one ".<name>.tmp.<pid>.<n>" behind for good. The next write now removes
 // those of dead processes, and keeps its own process's and other live processes' files.
@@ -161,3 +164,5 @@ TEST_CASE("write_file_atomic removes temporaries left by killed writers, not liv
   CHECK(hyplora::io::read_file(target) == as_bytes("v1"));
 }
 #endif
+
+}  // namespace io_test_atomic_file

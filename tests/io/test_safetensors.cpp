@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+namespace io_test_safetensors {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace io = hyplora::io;
 namespace fs = std::filesystem;
 using hyplora::MatrixR;
@@ -438,3 +440,5 @@ TEST_CASE("truncations and byte flips of a valid file never crash") {
   CHECK(rejected > 0);
   CHECK(parsed + rejected == static_cast<int>(3 * header_end));
 }
+
+}  // namespace io_test_safetensors

@@ -9,6 +9,8 @@
 
 #include "hyplora/io/wordnet.hpp"
 
+namespace io_test_wordnet {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace wn = hyplora::wordnet;
 
 namespace {
@@ -300,3 +302,5 @@ TEST_CASE("WordNet 3.0 from /usr/share/wordnet") {
     CHECK(db.closure_edges(nouns).size() == 743241);
   }
 }
+
+}  // namespace io_test_wordnet

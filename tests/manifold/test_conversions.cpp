@@ -14,6 +14,8 @@
 #include <hyplora/manifold/lorentz.hpp>
 #include <hyplora/manifold/poincare_ball.hpp>
 
+namespace manifold_test_conversions {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 
 using hyplora::Index;
@@ -208,3 +210,5 @@ TEST_CASE("conversions: batches, shapes and invalid K") {
   CHECK(xf.allFinite());
   CHECK(err(xf, hyplora::to_lorentz(P.projx(far), K)) <= 1e-12 * static_cast<double>(xf.norm()));
 }
+
+}  // namespace manifold_test_conversions

@@ -16,6 +16,8 @@
 
 #include "support/dual.hpp"
 
+namespace manifold_test_lorentz {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 
 using hyplora::Lorentz;
@@ -624,3 +626,5 @@ TEST_CASE_TEMPLATE("Lorentz: check_point / check_vector", T, float, double) {
   CHECK_FALSE(c.ok);
   CHECK(c.reason.find("row 2") != std::string::npos);
 }
+
+}  // namespace manifold_test_lorentz

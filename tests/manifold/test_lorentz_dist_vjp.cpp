@@ -8,6 +8,8 @@
 
 #include "hyplora/manifold/detail/lorentz_dist_vjp.hpp"
 
+namespace manifold_test_lorentz_dist_vjp {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace lr = hyplora::lorentz_rows;
 
 namespace {
@@ -155,3 +157,5 @@ TEST_CASE("lorentz dist0_backward matches central differences in x_s and R; 0 at
   CHECK(g == std::vector<double>{0.0, 0.0, 0.0});
   CHECK(gR == 0.0);
 }
+
+}  // namespace manifold_test_lorentz_dist_vjp

@@ -15,6 +15,8 @@
 
 #include "support/dual.hpp"
 
+namespace manifold_test_poincare_ball {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 
 using hyplora::Index;
@@ -621,3 +623,5 @@ TEST_CASE("PoincareBall: invalid curvature, shapes and points are reported") {
   CHECK_FALSE(rb.ok);
   CHECK(rb.reason.find("row 2") != std::string::npos);
 }
+
+}  // namespace manifold_test_poincare_ball

@@ -10,6 +10,8 @@
 
 #include "hyplora/manifold/detail/poincare_rows.hpp"
 
+namespace manifold_test_poincare_rows {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace pr = hyplora::poincare_rows;
 
 namespace {
@@ -72,3 +74,5 @@ TEST_CASE("pair_gaps and dist keep enough digits on the shell down to ball eps 1
     prev = e.dist_abs;
   }
 }
+
+}  // namespace manifold_test_poincare_rows

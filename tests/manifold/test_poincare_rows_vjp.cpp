@@ -8,6 +8,8 @@
 
 #include "hyplora/manifold/detail/poincare_rows.hpp"
 
+namespace manifold_test_poincare_rows_vjp {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace pr = hyplora::poincare_rows;
 
 namespace {
@@ -127,3 +129,5 @@ TEST_CASE("poincare radial_backward_K and dist_backward_K match central differen
   const std::vector<double> x{0.1, -0.2, 0.3};
   CHECK(pr::dist_backward_K(x.data(), x.data(), 3, 1.0, 1.0) == 0.0);
 }
+
+}  // namespace manifold_test_poincare_rows_vjp

@@ -14,6 +14,8 @@
 
 #include "nn/layer_gradcheck.hpp"
 
+namespace nn_test_adapted_linear {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
@@ -383,3 +385,5 @@ TEST_CASE("forward_branch is forward() less the base map, with the same adapter 
   AdaptedLinear<double> plain(store, "plain", kIn, kOut);
   CHECK_THROWS_AS(plain.forward_branch(t, store, t.constant(X)), hyplora::value_error);
 }
+
+}  // namespace nn_test_adapted_linear

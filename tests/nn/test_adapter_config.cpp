@@ -5,6 +5,8 @@
 #include <limits>
 #include <hyplora/nn/adapter_config.hpp>
 
+namespace nn_test_adapter_config {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 using hyplora::nn::AdapterConfig;
 using hyplora::nn::AdapterKind;
 
@@ -57,3 +59,5 @@ TEST_CASE("validate rejects bad ranks, curvatures, dropout and feature scales") 
   CHECK_NOTHROW(c.validate(8, 4));
   CHECK_THROWS_AS(c.validate(0, 4), hyplora::value_error);
 }
+
+}  // namespace nn_test_adapter_config

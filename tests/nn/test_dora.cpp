@@ -9,6 +9,8 @@
 #include <hyplora/nn/dora.hpp>
 #include <hyplora/testing/gradcheck.hpp>
 
+namespace nn_test_dora {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 using hyplora::MatrixR;
 namespace ad = hyplora::ad;
 
@@ -102,3 +104,5 @@ TEST_CASE("dora_scale_composed keeps the shape checks") {
                                                         t.constant(rnd(1, 3, 1.0)), 1.0),
                        doctest::Contains("W0 (3, 4) vs A (2, 5)"), hyplora::shape_error);
 }
+
+}  // namespace nn_test_dora

@@ -5,6 +5,8 @@
 #include <hyplora/core/types.hpp>
 #include <hyplora/nn/init.hpp>
 
+namespace nn_test_init {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 using hyplora::MatrixR;
 
 TEST_CASE("SplitMix64 is deterministic, seed-dependent, and uniform01 lies in [0, 1)") {
@@ -46,3 +48,5 @@ TEST_CASE("kaiming_uniform(a = sqrt 5) is U(+-1/sqrt(fan_in)) as in torch.nn.Lin
   CHECK_THROWS_AS(hyplora::nn::kaiming_uniform_bound(0), hyplora::value_error);
   CHECK_THROWS_AS(hyplora::nn::uniform_(w2, 1.0, -1.0, 0), hyplora::value_error);
 }
+
+}  // namespace nn_test_init

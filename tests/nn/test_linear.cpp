@@ -6,6 +6,8 @@
 
 #include "nn/layer_gradcheck.hpp"
 
+namespace nn_test_linear {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 using hyplora::MatrixR;
 namespace ad = hyplora::ad;
 
@@ -44,3 +46,5 @@ TEST_CASE("Linear without bias; frozen; errors") {
                        hyplora::shape_error);
   CHECK_THROWS_AS(hyplora::nn::Linear<float>(store, "bad", 0, 2), hyplora::value_error);
 }
+
+}  // namespace nn_test_linear

@@ -16,6 +16,8 @@
 #include "support/alloc_counter.hpp"
 
 
+namespace optim_test_adamw {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 
 using hyplora::optim::AdamConfig;
@@ -225,3 +227,5 @@ TEST_CASE_TEMPLATE("adam_update: the chunked (and, from 2^16 scalars, threaded) 
     }
   }
 }
+
+}  // namespace optim_test_adamw

@@ -7,6 +7,8 @@
 
 #include <hyplora/optim/clip_grad.hpp>
 
+namespace optim_test_clip_grad {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 using hyplora::optim::clip_grad_norm;
 using hyplora::optim::grad_norm;
 
@@ -62,3 +64,5 @@ TEST_CASE("grad_norm accumulates float gradients in double") {
   CHECK(std::abs(grad_norm(store) - want) <= 1e-9 * want);
   CHECK(grad_norm(hyplora::ad::ParameterStore<float>{}) == 0.0);
 }
+
+}  // namespace optim_test_clip_grad

@@ -8,6 +8,8 @@
 
 #include <hyplora/optim/lr_schedule.hpp>
 
+namespace optim_test_lr_schedule {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 using hyplora::optim::ConstantLR;
 using hyplora::optim::WarmupCosineLR;
 
@@ -61,3 +63,5 @@ TEST_CASE("WarmupCosineLR rejects inconsistent settings") {
   CHECK_THROWS_AS(WarmupCosineLR(1.0, 0.0, 1, 10, 1.5), hyplora::value_error);
   CHECK_THROWS_AS(WarmupCosineLR(std::nan(""), 0.0, 1, 10), hyplora::value_error);
 }
+
+}  // namespace optim_test_lr_schedule

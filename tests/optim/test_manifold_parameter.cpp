@@ -10,6 +10,8 @@
 
 #include "optim/hyperbolic_problem.hpp"
 
+namespace optim_test_manifold_parameter {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 using hyplora::Index;
 using hyplora::Lorentz;
 using hyplora::PoincareBall;
@@ -87,3 +89,5 @@ TEST_CASE("check_manifold_parameter names the offending row and shape") {
   CHECK_THROWS_AS(hyplora::optim::check_manifold_parameter(store, q, *hyplora::optim::make_rows(B)),
                   hyplora::value_error);
 }
+
+}  // namespace optim_test_manifold_parameter

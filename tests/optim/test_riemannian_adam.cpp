@@ -14,6 +14,8 @@
 #include "support/alloc_counter.hpp"
 #include "optim/hyperbolic_problem.hpp"
 
+namespace optim_test_riemannian_adam {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 using hyplora::Index;
 using hyplora::Lorentz;
 using hyplora::PoincareBall;
@@ -244,3 +246,5 @@ TEST_CASE("RiemannianAdam<float>: converges to a target point on both manifolds,
     CHECK(B.dist(VecF(store.value(b).row(i).transpose()), pb) < 1e-3f);
   }
 }
+
+}  // namespace optim_test_riemannian_adam

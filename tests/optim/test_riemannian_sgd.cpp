@@ -16,6 +16,8 @@
 #include "optim/hyperbolic_problem.hpp"
 
 
+namespace optim_test_riemannian_sgd {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 using hyplora::Index;
 using hyplora::Lorentz;
 using hyplora::PoincareBall;
@@ -229,3 +231,5 @@ TEST_CASE("RiemannianSGD<float>: converges to a target point on both manifolds, 
     CHECK(B.dist(VecF(store.value(b).row(i).transpose()), pb) < 1e-3f);
   }
 }
+
+}  // namespace optim_test_riemannian_sgd

@@ -14,6 +14,8 @@
 #include "support/alloc_counter.hpp"
 
 
+namespace optim_test_sgd {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 
 using hyplora::optim::SGD;
@@ -161,3 +163,5 @@ TEST_CASE("SGD: step() allocates nothing") {
   const long long after = hyplora::testing::allocations();
   CHECK(after == before);
 }
+
+}  // namespace optim_test_sgd

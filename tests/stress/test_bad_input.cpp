@@ -17,6 +17,8 @@
 #include <hyplora/manifold/poincare_ball.hpp>
 #include <hyplora/nn/adapted_linear.hpp>
 
+namespace stress_test_bad_input {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 namespace ad = hyplora::ad;
 namespace io = hyplora::io;
@@ -199,3 +201,5 @@ TEST_CASE("adapter files: unknown keys and wrong dtypes name the key and the dty
     fs::remove_all(d);
   }
 }
+
+}  // namespace stress_test_bad_input

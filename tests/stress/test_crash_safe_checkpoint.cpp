@@ -26,6 +26,8 @@
 #include "../../examples/transformer/model.hpp"
 #include "../../examples/transformer/train.hpp"
 
+namespace stress_test_crash_safe_checkpoint {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 namespace io = hyplora::io;
 namespace ad = hyplora::ad;
@@ -184,3 +186,5 @@ TEST_CASE("resume after SIGKILL reproduces the uninterrupted run's losses bit fo
   MESSAGE(survivors.size() << " killed runs resumed from steps " << min_step << " to " << max_step << " of " << tc.steps);
   fs::remove_all(dir);
 }
+
+}  // namespace stress_test_crash_safe_checkpoint

@@ -15,6 +15,8 @@
 #include "../../examples/transformer/model.hpp"
 #include "../../examples/transformer/train.hpp"
 
+namespace stress_test_determinism {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace ad = hyplora::ad;
 namespace ex = hyplora::examples;
 namespace nn = hyplora::nn;
@@ -85,3 +87,5 @@ TEST_CASE("same seed with two OpenMP threads: identical losses and parameters") 
   omp_set_num_threads(before);
 }
 #endif
+
+}  // namespace stress_test_determinism

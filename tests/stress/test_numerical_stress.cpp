@@ -18,6 +18,8 @@
 #include <hyplora/manifold/poincare_ball.hpp>
 #include <hyplora/nn/adapted_linear.hpp>
 
+namespace stress_test_numerical_stress {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::Index;
 using hyplora::MatrixR;
@@ -282,3 +284,5 @@ TEST_CASE_TEMPLATE("numerical stress: finite outputs and gradients, or a typed r
   // Refusals are the documented exception, not the rule.
   CHECK(t.refused * 20 < t.finite);
 }
+
+}  // namespace stress_test_numerical_stress

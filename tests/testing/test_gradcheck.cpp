@@ -4,6 +4,8 @@
 
 #include <hyplora/testing/gradcheck.hpp>
 
+namespace testing_test_gradcheck {  // one per test file: files share translation units (tests/CMakeLists.txt)
+
 namespace {
 using hyplora::MatrixR;
 using hyplora::ad::Tape;
@@ -50,3 +52,5 @@ TEST_CASE("gradcheck can skip inputs") {
       [](Tape<double>&, const std::vector<Var<double>>& v) { return cube<false>(v[0], v[1]); }, {a, b}, opt);
   CHECK(r.ok);  // the wrong gradient is a's, which is not checked
 }
+
+}  // namespace testing_test_gradcheck
