@@ -126,4 +126,24 @@ TEST_CASE("hyplora_add_bs: dB += B·(Vᵀ·diag(w)·V), the work buffer overwrit
   CHECK((work - w.asDiagonal() * V).cwiseAbs().maxCoeff() <= 1e-15);
 }
 
+TEST_CASE("hyplora_add_bs in float: the register-tile path (w ⊙ V on the fly, N ≥ R) and the copy path (N < R)") {
+  std::srand(11);
+  for (const Index N : {Index(3), Index(8), Index(37)}) {
+    for (const Index r : {Index(8), Index(16)}) {
+      CAPTURE(N); CAPTURE(r);
+      const Index d_out = 13;
+      const MatrixR<double> V = MatrixR<double>::Random(N, r), B = MatrixR<double>::Random(d_out, r),
+                            dB0 = MatrixR<double>::Random(d_out, r);
+      const Eigen::VectorXd w = Eigen::VectorXd::Random(N);
+      Tensor<float> scratch(std::max<Index>(N, r * r), 1);
+      for (Index i = 0; i < N; ++i) scratch(i, 0) = static_cast<float>(w(i));
+      const MatrixR<float> Vf = V.cast<float>(), Bf = B.cast<float>();
+      MatrixR<float> work = MatrixR<float>::Constant(N, r, 99.0f), dB = dB0.cast<float>();
+      dt::hyplora_add_bs<float>(Vf.data(), N, r, work.data(), scratch, Bf.data(), d_out, dB.data());
+      const MatrixR<double> expect = dB0 + B * (V.transpose() * w.asDiagonal() * V);
+      CHECK((dB.cast<double>() - expect).cwiseAbs().maxCoeff() <= 1e-5 * (1.0 + expect.cwiseAbs().maxCoeff()));
+    }
+  }
+}
+
 }  // namespace autodiff_test_hyplora_token_pass

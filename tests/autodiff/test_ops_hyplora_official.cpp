@@ -520,6 +520,39 @@ TEST_CASE("official branches: value and gradients are the full node's less the b
                   hyplora::value_error);
 }
 
+TEST_CASE("official nodes in float at ranks 8, 16, 32 (the R×R products on the register-tile kernel) agree with double") {
+  // In double BᵀB, the per-block U·M and ∂B's R×R term go through detail::gemm; in float with R a
+  // multiple of 8 through detail::narrow_gemm (on CPUs with AVX2).
+  std::srand(37);
+  const Eigen::Index n = 37, d_in = 48, d_out = 40;
+  for (const Eigen::Index r : {Eigen::Index(8), Eigen::Index(16), Eigen::Index(32)}) {
+    const Mat X = rnd(n, d_in, 1.0), A = rnd(r, d_in, 0.4), B = rnd(d_out, r, 0.5), G = rnd(n, d_out, 1e-3);
+    for (const bool simplified : {false, true}) {
+      CAPTURE(r); CAPTURE(simplified);
+      auto run = [&](auto zero) {
+        using T = decltype(zero);
+        Tape<T> t;
+        auto xa = t.leaf(X.cast<T>()), a = t.leaf(A.cast<T>()), bb = t.leaf(B.cast<T>()),
+             p0 = t.leaf(scalar(simplified ? 0.05 : 0.4).cast<T>()), p1 = t.leaf(scalar(3.0).cast<T>());
+        Var<T> z = simplified ? hyplora::ad::hyplora_official_simplified_branch(xa, a, bb, p0, 1.5)
+                              : hyplora::ad::hyplora_official_branch(xa, a, bb, p0, p1, 1.5);
+        t.backward(z, G.cast<T>());
+        return std::vector<Mat>{z.value().template cast<double>(), xa.grad().template cast<double>(),
+                                a.grad().template cast<double>(), bb.grad().template cast<double>(),
+                                p0.grad().template cast<double>()};
+      };
+      const auto d = run(0.0), f = run(0.0f);
+      for (std::size_t k = 0; k < d.size(); ++k) {
+        CAPTURE(k);
+        REQUIRE(f[k].allFinite());
+        const double scale = d[k].cwiseAbs().maxCoeff();
+        CHECK(scale > 1e-9);
+        CHECK((f[k] - d[k]).cwiseAbs().maxCoeff() <= 2e-5 * (1.0 + scale));
+      }
+    }
+  }
+}
+
 #ifdef _OPENMP
 // The radial skeleton's per-token passes run on OpenMP threads (contiguous shares of the tokens);
 // only the order in which per-thread partials (∂θ, ∂s / ∂k) are added depends on the thread count.

@@ -26,6 +26,7 @@
 #include "hyplora/autodiff/detail/hyplora_token_pass.hpp"
 #include "hyplora/autodiff/detail/hyplora_rows.hpp"
 #include "hyplora/autodiff/detail/linear_base.hpp"  // also detail::gemm
+#include "hyplora/autodiff/detail/narrow_gemm.hpp"
 #include "hyplora/autodiff/tape.hpp"
 #include "hyplora/core/numerics.hpp"
 #include "hyplora/manifold/detail/lorentz_rows.hpp"
@@ -40,14 +41,16 @@ struct HypLoRANodeOptions {
 
 namespace detail {
 
-// kWork is one (N, R) buffer reused: W_a = γσ_out·c2·a in the forward and again at the start of
-// the backward (recomputed, not kept: HypLoRA then holds LoRA's two N×R buffers plus 4 scalars
-// per token), then P = G·B, c1·g_a, and wy ⊙ a for ∂B's R×R term. kScratch is the backward's
+// kWork is one (N, R) buffer reused: W_a = γσ_out·c2·a from the forward, read by the first
+// backward (recomputed only if the backward runs again: ints[2] says whether it still holds W_a),
+// then P = G·B, c1·g_a, and S or wy ⊙ a for ∂B's R×R term (hyplora_add_bs). HypLoRA thus holds
+// LoRA's two N×R buffers plus 4 scalars per token. kScratch is the backward's
 // hyplora_token_pass scratch: wy per token and a slot per thread, then S (R×R).
 enum HypLoRASaved { kA = 0, kScalars = 1, kM = 2, kWork = 3, kScratch = 4, kSavedCount = 5 };
 enum HypLoRAScalar { kRho = 0, kC = 1, kTau = 2, kC2 = 3 };
 
-// parents: x, W0, x_a, A, B, R, σ [, bias]; ints: {bias id, has base}; attrs: {γ, σ_out flag}.
+// parents: x, W0, x_a, A, B, R, σ [, bias]; ints: {bias id, has base, kWork holds W_a};
+// attrs: {γ, σ_out flag}.
 // A branch-only node (no x·W0ᵀ + b) has x_a in the x and W0 slots and ints[1] = 0.
 template <class T>
 void hyplora_backward(Tape<T>& t, int id) {
@@ -82,7 +85,7 @@ void hyplora_backward(Tape<T>& t, int id) {
   // ∂B, first term: γσ_out·Gᵀ·(c2 ⊙ a) = Gᵀ·W_a  (Eq. (163)).
   T* dB = nullptr;  // ∂B's buffer (D_out, R), when B needs one
   if (needB) {
-    Ga = (gso * sc.col(kC2)).asDiagonal() * a;  // W_a, recomputed
+    if (n.ints[2] == 0) Ga = (gso * sc.col(kC2)).asDiagonal() * a;  // W_a again: a second backward
     auto o = t.grad_out(B);
     dB = o.view.data();
     gemm(T(1), G, true, Ga, false, o.fresh ? T(0) : T(1), o.view);
@@ -97,6 +100,7 @@ void hyplora_backward(Tape<T>& t, int id) {
   // accumulates onto it.
   Ga.resize(N, r);
   gemm(T(1), G, false, Bv, false, T(0), Ga);
+  n.ints[2] = 0;  // kWork no longer holds W_a
   T* gX = nullptr;  // ∂x_a's buffer (N, D_in): assigned by the radial part when fresh
   bool gX_fresh = false;
   if (needX) {
@@ -169,7 +173,7 @@ Var<T> hyplora_node(const char* op, Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, V
                         {base ? x.id : x_a.id, base ? W0.id : x_a.id, x_a.id, A.id, B.id, R.id, sigma.id});
   if (b >= 0) t.add_parent(id, b);
   auto& n = t.node(id);
-  n.ints.assign({static_cast<std::int64_t>(b), base ? 1 : 0});
+  n.ints.assign({static_cast<std::int64_t>(b), base ? 1 : 0, 1});  // [2]: kWork holds W_a (until the backward)
   n.attrs[0] = opt.gamma;
   n.attrs[1] = opt.scale_out_by_sigma ? 1.0 : 0.0;
   n.saved.resize(kSavedCount);
@@ -188,8 +192,9 @@ Var<T> hyplora_node(const char* op, Var<T> x, Var<T> W0, Var<T> x_a, Var<T> A, V
   const auto Xa = t.value(x_a.id);
   const auto Bv = t.value(B.id);
   gemm(T(1), Xa, false, t.value(A.id), true, T(0), a);  // U = x_a·Aᵀ; scaled to a = c1·U below
-  gemm(T(1), Bv, true, Bv, false, T(0), M);             // |B a|² = aᵀ M a  (Eq. (158))
-  gemm(T(1), a, false, M, false, T(0), Wa);             // U·M into the W_a buffer
+  const Index Do = Bv.rows();
+  narrow_gemm<T>(r, r, Do, T(1), Bv.data(), r, true, Bv.data(), r, T(0), M.data(), r);  // |B a|² = aᵀ M a  (Eq. (158))
+  narrow_gemm<T>(N, r, r, T(1), a.data(), r, false, M.data(), r, T(0), Wa.data(), r);  // U·M into the W_a buffer
   // One pass over the tokens, on OpenMP threads (rows are independent): |x_a| gives ρ and c1
   // (Eq. (156)); |y|² = c1²·(U·M)·U, the row dot accumulated in double (it can lose digits when
   // a is near B's null space), gives τ and c2 (Eq. (157)); then a = c1·U and W_a = γσ_out·c2·a.

@@ -30,6 +30,7 @@
 #include "hyplora/autodiff/detail/hyplora_token_pass.hpp"
 #include "hyplora/autodiff/detail/hyplora_rows.hpp"  // threading helpers of the per-token passes
 #include "hyplora/autodiff/detail/linear_base.hpp"   // also detail::gemm
+#include "hyplora/autodiff/detail/narrow_gemm.hpp"
 #include "hyplora/autodiff/ops_elementwise.hpp"
 #include "hyplora/autodiff/tape.hpp"
 #include "hyplora/core/errors.hpp"
@@ -70,7 +71,7 @@ void forward(Tape<T>& t, int id, int xa, int A, int B, const Row& row, const cha
   sc.resize(N, kCols);
   M.resize(r, r);
   gemm(T(1), Xa, false, t.value(A), true, T(0), U);
-  gemm(T(1), Bv, true, Bv, false, T(0), M);
+  narrow_gemm<T>(r, r, Bv.rows(), T(1), Bv.data(), r, true, Bv.data(), r, T(0), M.data(), r);
   Index bad = N;
   hyplora_run_team(N > 1 && N * (D + r * r) >= kHypLoRAParallelMinWork, [&](int tid, int nth) {
     Index i0, i1;

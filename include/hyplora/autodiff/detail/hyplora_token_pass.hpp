@@ -5,17 +5,20 @@
 // at every benchmark shape, including N 128, D 256, R 32, where a step is ≈ 0.56 MB). So the
 // backward keeps no per-thread R×R partials. Per token it needs M·v_i, formed for a block of
 // kHypLoRABlock tokens at a time by a small GEMM into a per-thread slot, and leaves one weight
-// w_i; ∂B's term B·S with S = Vᵀ·diag(w)·V is one GEMM after the pass, through the (N, R) work
-// buffer once the caller's GEMMs are done with it. One scratch buffer serves both phases:
+// w_i; ∂B's term B·S with S = Vᵀ·diag(w)·V is two small products after the pass, using the (N, R)
+// work buffer once the caller's GEMMs are done with it. One scratch buffer serves both phases:
 //   during the pass:  [ w (N) | per thread: Q (kHypLoRABlock×R) + two split doubles, 64-byte padded ]
-//   afterwards:       [ S (R×R) ]
-// The per-token math stays in each node.
+//   afterwards:       [ S (R×R) ] on detail::gemm's path (hyplora_add_bs; the register-tile path
+//                     puts S in the work buffer instead)
+// The small products go through detail::narrow_gemm (a register-tile kernel on AVX2 CPUs). The
+// per-token math stays in each node.
 #pragma once
 
 #include <algorithm>
 #include <utility>
 
 #include "hyplora/autodiff/detail/hyplora_rows.hpp"
+#include "hyplora/autodiff/detail/narrow_gemm.hpp"
 #include "hyplora/autodiff/ops_matmul.hpp"  // detail::gemm
 #include "hyplora/autodiff/tensor.hpp"
 
@@ -27,8 +30,10 @@ namespace hyplora::ad::detail {
 /// R×R that S needs afterwards, for N ≥ 128), and a GEMM of 8 rows is still one BLAS call.
 constexpr Index kHypLoRABlock = 8;
 
-/// Up to this rank the per-block product Q = V_block·M is a plain loop (hyplora_block_times_m).
-/// Measured at R 8 (the loop is faster) and R 32 (BLAS is faster); R 16 itself was not measured.
+/// Without the register-tile kernel (detail::narrow_gemm_tiled false: double, R not a multiple of
+/// 8, a CPU without AVX2), up to this rank the per-block product Q = V_block·M is a plain loop
+/// (hyplora_block_times_m). Measured at R 8 (the loop is faster than BLAS) and R 32 (BLAS is
+/// faster); R 16 itself was not measured.
 constexpr Index kHypLoRALoopMaxRank = 16;
 
 /// Q = V·M for one block of nb ≤ kHypLoRABlock tokens: V (nb, R) rows, M (R, R), Q (nb, R).
@@ -38,11 +43,13 @@ constexpr Index kHypLoRALoopMaxRank = 16;
 /// 2 threads): OpenBLAS's samples 7351 → 7024, its buffer-pool calls 99 → 27, with the loop;
 /// Paired/hyplora at n 512, d 256, r 8 (2 threads, three runs each): 1.068–1.083 → 1.060–1.061.
 /// At R 32 the loop was slower (n 128: 1.12–1.14 against 1.10–1.12), so above
-/// kHypLoRALoopMaxRank it is one GEMM.
+/// kHypLoRALoopMaxRank it is one GEMM. Where narrow_gemm tiles (float, R a multiple of 8, AVX2),
+/// its kernel does the block at any rank: 64 blocks of 8×32×32 took 66–70 µs as sgemm calls and
+/// 23 µs in the tile kernel on one core (docs/hyplora.md §8).
 template <class T>
 void hyplora_block_times_m(const T* V, Index nb, Index r, const T* M, T* Q) {
-  if (r > kHypLoRALoopMaxRank) {
-    gemm<T>(nb, r, r, T(1), V, r, false, M, r, false, T(0), Q, r);
+  if (narrow_gemm_tiled<T>(r) || r > kHypLoRALoopMaxRank) {
+    narrow_gemm<T>(nb, r, r, T(1), V, r, false, M, r, T(0), Q, r);
     return;
   }
   for (Index i = 0; i < nb; ++i) {
@@ -102,19 +109,27 @@ std::pair<double, double> hyplora_token_pass(Index N, Index r, bool parallel, Te
 
 /// ∂B += B·S with S = Vᵀ·diag(w)·V (Eq. (163), second term; w from hyplora_token_pass, in
 /// `scratch`). V: (N, R) — a (exact node) or U (radial nodes); work: an (N, R) buffer the caller
-/// no longer needs (it is overwritten with w ⊙ V); B: (D_out, R); dB: (D_out, R).
+/// no longer needs; B: (D_out, R); dB: (D_out, R). With the register-tile kernel (and N ≥ R), V's
+/// rows are scaled by w on the fly and S goes into `work`; otherwise `work` receives w ⊙ V for one
+/// GEMM and S goes into `scratch` (w is dead by then).
 template <class T>
 void hyplora_add_bs(const T* V, Index N, Index r, T* work, Tensor<T>& scratch, const T* B, Index d_out, T* dB) {
   const T* w = scratch.data();
-  for (Index i = 0; i < N; ++i) {
-    const T wi = w[i];
-    const T* vi = V + i * r;
-    T* oi = work + i * r;
-    for (Index j = 0; j < r; ++j) oi[j] = wi * vi[j];
+  T* S = nullptr;
+  if (narrow_gemm_tiled<T>(r) && N >= r) {
+    S = work;
+    narrow_gemm_scaled<T>(r, r, N, T(1), V, r, true, w, V, r, T(0), S, r);
+  } else {
+    for (Index i = 0; i < N; ++i) {
+      const T wi = w[i];
+      const T* vi = V + i * r;
+      T* oi = work + i * r;
+      for (Index j = 0; j < r; ++j) oi[j] = wi * vi[j];
+    }
+    S = scratch.data();
+    narrow_gemm<T>(r, r, N, T(1), V, r, true, work, r, T(0), S, r);
   }
-  T* S = scratch.data();  // w is dead once work holds w ⊙ V
-  gemm<T>(r, r, N, T(1), V, r, true, work, r, false, T(0), S, r);
-  gemm<T>(d_out, r, r, T(1), B, r, false, S, r, false, T(1), dB, r);
+  narrow_gemm<T>(d_out, r, r, T(1), B, r, false, S, r, T(1), dB, r);
 }
 
 }  // namespace hyplora::ad::detail
