@@ -5,6 +5,8 @@
 //
 // Pairs to compare: Matmul/Raw/<M>/<K>/<P> vs Matmul/Tape/<M>/<K>/<P> (same work: C = A·B,
 // dA = G·Bᵀ, dB = Aᵀ·G; GFLOP/s counter). Goal: tape ≥ 0.90× raw.
+// NarrowGemm/gemm/<M>/<N>/<K>/<ta> vs NarrowGemm/narrow/<M>/<N>/<K>/<ta>: the HypLoRA nodes' R×R
+// products through detail::gemm (BLAS) and detail::narrow_gemm (register tiles), GMAC/s counter.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include <new>
 #include <vector>
 
+#include <hyplora/autodiff/detail/narrow_gemm.hpp>
 #include <hyplora/autodiff/ops_elementwise.hpp>
 #include <hyplora/autodiff/ops_matmul.hpp>
 #include <hyplora/autodiff/ops_reduce.hpp>
@@ -99,6 +102,41 @@ void matmul_shapes(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(Matmul_Raw)->Name("Matmul/Raw")->Apply(matmul_shapes);
 BENCHMARK(Matmul_Tape)->Name("Matmul/Tape")->Apply(matmul_shapes);
+
+// ---- the HypLoRA nodes' R×R products: detail::gemm vs detail::narrow_gemm ---------------------
+// C (M, N) = op(A)·B with N = R columns; op(A) = A (M, K), or Aᵀ with A stored (K, M) when ta.
+template <bool Narrow>
+void NarrowGemm(benchmark::State& state) {
+  const Index m = state.range(0), n = state.range(1), k = state.range(2);
+  const bool ta = state.range(3) != 0;
+  const MatrixR<float> A = ta ? MatrixR<float>(MatrixR<float>::Random(k, m)) : MatrixR<float>(MatrixR<float>::Random(m, k));
+  const MatrixR<float> B = MatrixR<float>::Random(k, n);
+  MatrixR<float> C(m, n);
+  for (auto _ : state) {
+    if (Narrow) ad::detail::narrow_gemm<float>(m, n, k, 1.0f, A.data(), A.cols(), ta, B.data(), n, 0.0f, C.data(), n);
+    else ad::detail::gemm<float>(m, n, k, 1.0f, A.data(), A.cols(), ta, B.data(), n, false, 0.0f, C.data(), n);
+    benchmark::DoNotOptimize(C.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) * 1e-9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tiled"] = ad::detail::narrow_gemm_tiled<float>(n) ? 1 : 0;
+}
+
+void narrow_shapes(benchmark::internal::Benchmark* b) {
+  b->Args({8, 32, 32, 0})       // the backward's per-block M·a (8 tokens), R 32
+      ->Args({512, 32, 32, 0})  // U·M, N 512, R 32
+      ->Args({256, 32, 32, 0})  // B·S, D 256, R 32
+      ->Args({4096, 32, 32, 0}) // B·S, D 4096, R 32
+      ->Args({32, 32, 256, 1})  // BᵀB, D 256, R 32
+      ->Args({32, 32, 4096, 1}) // BᵀB, D 4096, R 32
+      ->Args({32, 32, 512, 1})  // S = aᵀ·(w ⊙ a), N 512, R 32
+      ->Args({512, 8, 8, 0})    // U·M, N 512, R 8
+      ->Args({8, 8, 256, 1})    // BᵀB, D 256, R 8
+      ->UseRealTime();
+}
+BENCHMARK_TEMPLATE(NarrowGemm, false)->Name("NarrowGemm/gemm")->Apply(narrow_shapes);
+BENCHMARK_TEMPLATE(NarrowGemm, true)->Name("NarrowGemm/narrow")->Apply(narrow_shapes);
 
 // ---- memory of an MLP step ----------------------------------------------------------------------
 // x (N, D) → gelu(x·W1ᵀ + b1) (N, H) → ·W2ᵀ + b2 (N, D) → mean((out − y)²).

@@ -44,8 +44,8 @@ constexpr Index kHypLoRALoopMaxRank = 16;
 /// Paired/hyplora at n 512, d 256, r 8 (2 threads, three runs each): 1.068–1.083 → 1.060–1.061.
 /// At R 32 the loop was slower (n 128: 1.12–1.14 against 1.10–1.12), so above
 /// kHypLoRALoopMaxRank it is one GEMM. Where narrow_gemm tiles (float, R a multiple of 8, AVX2),
-/// its kernel does the block at any rank: 64 blocks of 8×32×32 took 66–70 µs as sgemm calls and
-/// 23 µs in the tile kernel on one core (docs/hyplora.md §8).
+/// its kernel does the block at any rank: 8×32×32 in 0.32 µs against 0.59 µs as one sgemm call
+/// (bench_autodiff NarrowGemm, docs/hyplora.md §8).
 template <class T>
 void hyplora_block_times_m(const T* V, Index nb, Index r, const T* M, T* Q) {
   if (narrow_gemm_tiled<T>(r) || r > kHypLoRALoopMaxRank) {

@@ -2,12 +2,11 @@
 // backward's per-block M·a, S = Vᵀ·(w ⊙ V), B·S): C = alpha·op(A)·B + beta·C where C and B have
 // only R columns (the adapter rank, a multiple of 8).
 //
-// Why not detail::gemm: OpenBLAS runs these shapes far below its large-GEMM rate — one
-// 512×32×32 sgemm took 51 µs on one core (10 G multiply-adds/s), and 64 calls of 8×32×32 (the
-// backward's per-block M·a) 66–70 µs, against ≈ 57 G/s for the layer's big GEMMs (docs/hyplora.md
-// §8 has the measurement). Its kernels are tuned for large K and N; with N = R = 32 each call is
-// mostly packing and driver. A register tile of up to 6 rows × 16 columns, one pass over K with
-// FMAs on AVX2, does the 512×32×32 product in ≈ 23 µs and needs no packing or buffers.
+// Why not detail::gemm: OpenBLAS spends most of such a call packing operands and in its driver
+// when N = R = 32. `bench_autodiff --benchmark_filter=NarrowGemm` (docs/hyplora.md §8, one
+// thread): U·M at N 512, R 32 24.2 µs through sgemm, 15.9 µs here; the backward's per-block
+// 8×32×32 M·a 0.59 → 0.32 µs, N/8 times a step. A register tile of up to 6 rows × 16 columns,
+// one pass over K with FMAs on AVX2, needs no packing or buffers.
 //
 // The AVX2 path is chosen at run time (the library is header-only and built without -mavx2);
 // other CPUs, other compilers, double, and R not a multiple of 8 use detail::gemm. Each element
