@@ -38,9 +38,13 @@ inline constexpr Index kNarrowTileRows = 6;
 inline constexpr Index kNarrowKc = 256;
 
 #ifdef HYPLORA_NARROW_GEMM_AVX2
-/// Whether this CPU runs the AVX2 + FMA kernel (checked once).
+/// Whether this CPU runs the AVX2 + FMA kernel (checked once). __builtin_cpu_init first: the
+/// first call may come from a static initialiser that runs before libgcc's own.
 inline bool narrow_gemm_cpu_ok() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
   return ok;
 }
 
