@@ -179,8 +179,8 @@ void narrow_gemm(Index M, Index N, Index K, T alpha, const T* A, Index lda, bool
 }
 
 /// C (M, N) = alpha·op(A)·diag(w)·B + beta·C: narrow_gemm with B's row k scaled by w[k] (K values)
-/// on the fly, so no scaled copy of B is formed. Shapes narrow_gemm would not tile take an Eigen
-/// product with a temporary (it allocates): callers on a hot path check narrow_gemm_tiled first.
+/// on the fly, so no scaled copy of B is formed. Shapes narrow_gemm would not tile form diag(w)·B
+/// in a temporary (it allocates) for detail::gemm: callers on a hot path check narrow_gemm_tiled.
 template <class T>
 void narrow_gemm_scaled(Index M, Index N, Index K, T alpha, const T* A, Index lda, bool ta, const T* w, const T* B,
                         Index ldb, T beta, T* C, Index ldc) {
@@ -188,18 +188,10 @@ void narrow_gemm_scaled(Index M, Index N, Index K, T alpha, const T* A, Index ld
     if (M > 0 && K > 0 && narrow_gemm_tiled<T>(N))
       return narrow_detail::tiled_f32(M, N, K, alpha, A, lda, ta, B, ldb, w, beta, C, ldc);
   }
-  if (M <= 0 || N <= 0) return;
-  using Map = Eigen::Map<const MatrixR<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-  using CMap = Eigen::Map<MatrixR<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-  const Map Am(A, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));
-  const Map Bm(B, K, N, Eigen::OuterStride<>(ldb));
-  const Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>> wv(w, K);
-  CMap Cm(C, M, N, Eigen::OuterStride<>(ldc));
-  const MatrixR<T> WB = wv.asDiagonal() * Bm;
-  if (beta == T(0)) Cm.setZero();  // beta = 0 never reads C
-  else if (beta != T(1)) Cm *= beta;
-  if (ta) Cm.noalias() += alpha * (Am.transpose() * WB);
-  else Cm.noalias() += alpha * (Am * WB);
+  MatrixR<T> WB(K, N);
+  for (Index k = 0; k < K; ++k)
+    for (Index j = 0; j < N; ++j) WB(k, j) = w[k] * B[k * ldb + j];
+  gemm<T>(M, N, K, alpha, A, lda, ta, WB.data(), N, false, beta, C, ldc);
 }
 
 }  // namespace hyplora::ad::detail
