@@ -16,7 +16,7 @@ done
 bash scripts/bootstrap.sh
 jobs=$(nproc)
 case "$mode" in
-  release) dir=build; cfg=(-DCMAKE_BUILD_TYPE=Release) ;;
+  release) dir=build; cfg=(-DCMAKE_BUILD_TYPE=Release -DHYPLORA_CUDA_EMULATION_TESTS=ON) ;;
   asan) dir=build-asan; cfg=(-DCMAKE_BUILD_TYPE=Debug -DHYPLORA_SANITIZE=address,undefined -DHYPLORA_BUILD_EXAMPLES=OFF
                              -DHYPLORA_ENABLE_CUDA=OFF -DHYPLORA_BUILD_BENCHMARKS=OFF)
         # clang++ compiles the instrumented Eigen code in ~0.7x g++'s CPU time and half its memory
@@ -25,8 +25,10 @@ case "$mode" in
         export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1}
         export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} ;;
   clang) dir=build-clang; cfg=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++
-                               -DHYPLORA_ENABLE_CUDA=OFF) ;;
+                               -DHYPLORA_ENABLE_CUDA=OFF -DHYPLORA_CUDA_EMULATION_TESTS=ON) ;;
 esac
+# The CUDA tests also run on the host emulator (tests/cuda_emu, label cuda_emu): on every machine,
+# GPU or not, their kernels run against the CPU references. Not under sanitizers (its fibers).
 # Without a GPU the CUDA tests only compile (they skip when run), so one device pass (sm_90 SASS)
 # checks them; with a GPU the default architectures (cmake/hyplora_cuda.cmake) are built.
 if [ "$mode" = release ]; then

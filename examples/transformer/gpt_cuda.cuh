@@ -373,7 +373,8 @@ class DeviceGPT {
   void prepare_linears() {
     if (!scalar_at_.empty()) {
       const std::int64_t n = static_cast<std::int64_t>(scalar_at_.size());
-      detail::gather_scalars_kernel<T><<<1, 128, 0, ctx_.stream>>>(values_.data(), scalar_at_dev_.data(), n, scalar_dev_.data());
+      HYPLORA_LAUNCH(1, 128, 0, ctx_.stream, detail::gather_scalars_kernel<T>)(
+          values_.data(), scalar_at_dev_.data(), n, scalar_dev_.data());
       HYPLORA_CUDA_CHECK_LAUNCH();
       HYPLORA_CUDA_CHECK(cudaMemcpyAsync(scalar_host_.data(), scalar_dev_.data(), scalar_host_.size() * sizeof(T),
                                          cudaMemcpyDeviceToHost, ctx_.stream));

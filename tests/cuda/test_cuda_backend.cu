@@ -509,6 +509,9 @@ TEST_CASE("a repeated HypLoRA training step calls cudaMalloc only in its first s
   auto X = up<float>(rnd(N, Din), ctx), W0 = up<float>(rnd(Dout, Din), ctx), A = up<float>(rnd(r, Din), ctx),
        B = up<float>(rnd(Dout, r), ctx), G = up<float>(rnd(N, Dout), ctx);
   hc::DeviceTensor<float> gX(N, Din, alloc), gA(r, Din, alloc), gB(Dout, r, alloc), z(0, 0, alloc);
+  gX.set_zero(ctx.stream);  // the backward accumulates: cudaMalloc's memory is not zeroed
+  gA.set_zero(ctx.stream);
+  gB.set_zero(ctx.stream);
   hc::HypLoRASaved<float> saved;
   hc::HypLoRAInputs<float> in{X.cview(), W0.cview(), X.cview(), A.cview(), B.cview(), {}, 1.f, 1.f, 2.f, false};
   hc::HypLoRAGrads<float> gr{gX.view(), {}, gX.view(), gA.view(), gB.view(), {}, {}, {}};

@@ -106,7 +106,8 @@ TEST_CASE_TEMPLATE("dora_forward/backward match the CPU DoRA nodes (value, s, ev
   const auto ctx = dc.context();
   const double gamma = 1.25;
   for (const auto& c : kCases) {
-    CAPTURE(c.what);
+    const std::string what = c.what;  // CAPTURE of a const char* logs the pointer
+    CAPTURE(what);
     DoRAData d = make_data(c, gamma);
     round_to<T>(d);
 
@@ -175,10 +176,24 @@ TEST_CASE_TEMPLATE("dora_forward/backward match the CPU DoRA nodes (value, s, ev
     CHECK(rel_err(down(gm, ctx), MD(d.dm0 + to_md(m.grad()))) < tol_grad<T>());
     if (c.bias) CHECK(rel_err(down(gb, ctx), MD(d.db0 + to_md(b.grad()))) < tol_grad<T>());
     // The gradients alone (initial values subtracted): the accumulated offsets must not hide errors.
-    CHECK(rel_err(MD(down(gW0, ctx).template cast<double>() - d.dW00), to_md(W0.grad())) < tol_grad<T>());
-    CHECK(rel_err(MD(down(gB, ctx).template cast<double>() - d.dB0), to_md(B.grad())) < tol_grad<T>());
     CHECK(rel_err(MD(down(gm, ctx).template cast<double>() - d.dm0), to_md(m.grad())) < tol_grad<T>());
-    if (!c.zero_B) CHECK(rel_err(MD(down(gA, ctx).template cast<double>() - d.dA0), to_md(A.grad())) < tol_grad<T>());
+    if (c.Din == 1 && c.Dout == 1) {
+      // s·W = m·sign(W) for a 1×1 layer: the W0, A and B gradients vanish analytically, and both
+      // sides hold rounding noise (first seen on the CUDA host emulator: the relative error of
+      // noise against noise is meaningless). It must be noise at the scale of the other gradients.
+      const double scale = to_md(x.grad()).cwiseAbs().maxCoeff() + to_md(m.grad()).cwiseAbs().maxCoeff();
+      REQUIRE(scale > 0.0);
+      for (const MD& cpu : {to_md(W0.grad()), to_md(A.grad()), to_md(B.grad())})
+        CHECK(cpu.cwiseAbs().maxCoeff() <= 1e-12 * scale);
+      CHECK(MD(down(gW0, ctx).template cast<double>() - d.dW00).cwiseAbs().maxCoeff() <= tol_grad<T>() * scale);
+      CHECK(MD(down(gA, ctx).template cast<double>() - d.dA0).cwiseAbs().maxCoeff() <= tol_grad<T>() * scale);
+      CHECK(MD(down(gB, ctx).template cast<double>() - d.dB0).cwiseAbs().maxCoeff() <= tol_grad<T>() * scale);
+    } else {
+      CHECK(rel_err(MD(down(gW0, ctx).template cast<double>() - d.dW00), to_md(W0.grad())) < tol_grad<T>());
+      CHECK(rel_err(MD(down(gB, ctx).template cast<double>() - d.dB0), to_md(B.grad())) < tol_grad<T>());
+      if (!c.zero_B)
+        CHECK(rel_err(MD(down(gA, ctx).template cast<double>() - d.dA0), to_md(A.grad())) < tol_grad<T>());
+    }
   }
 }
 

@@ -62,7 +62,14 @@ inline void check_cublas(cublasStatus_t s, const char* call, const char* file, i
 #define HYPLORA_CUDA_CHECK(expr) ::hyplora::cuda::detail::check_cuda((expr), #expr, __FILE__, __LINE__)
 /// Throws hyplora::cuda::cublas_error when `expr` (a cublasStatus_t) is not CUBLAS_STATUS_SUCCESS.
 #define HYPLORA_CUBLAS_CHECK(expr) ::hyplora::cuda::detail::check_cublas((expr), #expr, __FILE__, __LINE__)
-/// After a <<<...>>> launch: reports a bad launch configuration (asynchronous faults surface at
+/// HYPLORA_LAUNCH(grid, block, shared_bytes, stream, kernel)(args...) is
+/// kernel<<<grid, block, shared_bytes, stream>>>(args...); every launch in hyplora is spelled this
+/// way so that tests/support/cuda_emu (which defines the macro first) can run the same launch on
+/// the CPU. The kernel comes last: its template arguments may contain commas.
+#ifndef HYPLORA_LAUNCH
+#define HYPLORA_LAUNCH(grid, block, shared_bytes, stream, ...) __VA_ARGS__<<<grid, block, shared_bytes, stream>>>
+#endif
+/// After a launch: reports a bad launch configuration (asynchronous faults surface at
 /// the next synchronising call).
 #define HYPLORA_CUDA_CHECK_LAUNCH() \
   ::hyplora::cuda::detail::check_cuda(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)

@@ -507,7 +507,8 @@ class Graph {
         break;
     }
     if (dR.present()) {  // ∂θ += ∂R·sigmoid(θ)/(2R)
-      detail::add_scaled_scalar_kernel<T><<<1, 1, 0, ctx_.stream>>>(n.dR.data(), p.dtheta.data, p.dR_dtheta);
+      HYPLORA_LAUNCH(1, 1, 0, ctx_.stream, detail::add_scaled_scalar_kernel<T>)(
+          n.dR.data(), p.dtheta.data, p.dR_dtheta);
       HYPLORA_CUDA_CHECK_LAUNCH();
     }
     if (n.dropped && dx.present()) dropout_backward<T>(ctx_, n.dxa.cview(), dx, p.dropout, p.dropout_seed);

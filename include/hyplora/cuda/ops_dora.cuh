@@ -350,7 +350,7 @@ void dora_forward(const Context& ctx, const DoRAInputs<T>& in, DeviceTensor<T>& 
   gemm<T>(ctx.blas, Op::N, Op::T, r, r, Din, T(1), in.A.data, Din, in.A.data, Din, T(0), sv.M.data(), r);       // M = A·Aᵀ
   gemm<T>(ctx.blas, Op::N, Op::N, Dout, r, r, T(1), in.B.data, r, sv.M.data(), r, T(0), sv.work.data(), r);     // B·M
   if (Dout > 0) {
-    detail::dora_scale_forward_kernel<T><<<static_cast<unsigned>(Dout), detail::kRowThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(static_cast<unsigned>(Dout), detail::kRowThreads, 0, ctx.stream, detail::dora_scale_forward_kernel<T>)(
         in.W0.data, in.A.data, in.B.data, sv.Q.data(), sv.work.data(), in.m.data, Din, ri, gamma,
         numerics<T>::dora_exact_below(), sv.rows.data(), sv.s.data());
     HYPLORA_CUDA_CHECK_LAUNCH();
@@ -359,14 +359,14 @@ void dora_forward(const Context& ctx, const DoRAInputs<T>& in, DeviceTensor<T>& 
   // The data path.
   gemm<T>(ctx.blas, Op::N, Op::T, N, r, Din, T(1), in.x_a.data, Din, in.A.data, Din, T(0), sv.U.data(), r);  // U = x_a·Aᵀ
   if (Dout * r > 0) {
-    detail::dora_scale_rows_kernel<T><<<detail::flat_blocks(Dout * r), detail::kFlatThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(detail::flat_blocks(Dout * r), detail::kFlatThreads, 0, ctx.stream, detail::dora_scale_rows_kernel<T>)(
         sv.s.data(), in.B.data, sv.SB.data(), Dout * r, ri);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }
   if (shared) {  // z = s ⊙ (x·W0ᵀ) + b
     gemm<T>(ctx.blas, Op::N, Op::T, N, Dout, Din, T(1), in.x.data, Din, in.W0.data, Din, T(0), z.data(), Dout);
     if (z.size() > 0) {
-      detail::dora_scale_cols_kernel<T><<<detail::flat_blocks(z.size()), detail::kFlatThreads, 0, ctx.stream>>>(
+      HYPLORA_LAUNCH(detail::flat_blocks(z.size()), detail::kFlatThreads, 0, ctx.stream, detail::dora_scale_cols_kernel<T>)(
           z.data(), sv.s.data(), in.bias.data, z.size(), Dout);
       HYPLORA_CUDA_CHECK_LAUNCH();
     }
@@ -375,7 +375,7 @@ void dora_forward(const Context& ctx, const DoRAInputs<T>& in, DeviceTensor<T>& 
     detail::linear_base_forward<T>(ctx, in.x, in.W0, in.bias, z.view());
     gemm<T>(ctx.blas, Op::N, Op::T, N, Dout, Din, T(1), in.x_a.data, Din, in.W0.data, Din, T(0), sv.Y.data(), Dout);
     if (z.size() > 0) {
-      detail::dora_col_scaled_kernel<T><<<detail::flat_blocks(z.size()), detail::kFlatThreads, 0, ctx.stream>>>(
+      HYPLORA_LAUNCH(detail::flat_blocks(z.size()), detail::kFlatThreads, 0, ctx.stream, detail::dora_col_scaled_kernel<T>)(
           sv.Y.data(), sv.s.data(), T(1), z.data(), z.size(), Dout, true);
       HYPLORA_CUDA_CHECK_LAUNCH();
     }
@@ -423,7 +423,8 @@ void dora_backward(const Context& ctx, const DoRAInputs<T>& in, DoRASaved<T>& sv
   // The base map's part (a separate x_a): dx += G·W0, dW0 += Gᵀ·x, db += Σ G. With x_a = x only db.
   if (!shared) detail::linear_base_backward<T>(ctx, in.x, in.W0, G, grads.x, grads.W0, db);
   else if (db.present() && Dout > 0) {
-    detail::add_col_sums_kernel<T><<<detail::col_blocks(Dout), detail::kColThreads, 0, ctx.stream>>>(G.data, N, Dout,
+    HYPLORA_LAUNCH(detail::col_blocks(Dout), detail::kColThreads, 0, ctx.stream, detail::add_col_sums_kernel<T>)(
+        G.data, N, Dout,
                                                                                                      db.data);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }
@@ -431,7 +432,7 @@ void dora_backward(const Context& ctx, const DoRAInputs<T>& in, DoRASaved<T>& sv
   // ∂s (Eq. (268)–(269)).
   if (needS && Dout > 0) {
     sv.ds.resize(1, Dout, al);
-    detail::dora_ds_kernel<T><<<detail::col_blocks(Dout), detail::kColThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(detail::col_blocks(Dout), detail::kColThreads, 0, ctx.stream, detail::dora_ds_kernel<T>)(
         G.data, shared ? z.data : sv.Y.data(), shared ? in.bias.data : nullptr, sv.s.data(), in.x.data, in.W0.data,
         sv.U.data(), in.B.data, N, Dout, Din, ri, gamma, numerics<T>::dora_readback_bias_ratio(), shared,
         sv.ds.data());
@@ -454,7 +455,7 @@ void dora_backward(const Context& ctx, const DoRAInputs<T>& in, DoRASaved<T>& sv
     for (Index i0 = 0; i0 < N; i0 += detail::kDoraChunkRows) {
       const Index nb = std::min<Index>(detail::kDoraChunkRows, N - i0);
       if (nb * Dout > 0) {
-        detail::dora_col_scaled_kernel<T><<<detail::flat_blocks(nb * Dout), detail::kFlatThreads, 0, ctx.stream>>>(
+        HYPLORA_LAUNCH(detail::flat_blocks(nb * Dout), detail::kFlatThreads, 0, ctx.stream, detail::dora_col_scaled_kernel<T>)(
             G.data + i0 * Dout, sv.s.data(), shift, sv.Gs.data(), nb * Dout, Dout, false);
         HYPLORA_CUDA_CHECK_LAUNCH();
       }
@@ -474,28 +475,28 @@ void dora_backward(const Context& ctx, const DoRAInputs<T>& in, DoRASaved<T>& sv
   // The scale's backward (Eq. (262)–(266)), given ∂s.
   if (!needS || Dout == 0) return;
   sv.n_exact.resize(1, 1, al);
-  detail::dora_scale_coef_kernel<T><<<1, detail::kRowThreads, 0, ctx.stream>>>(
+  HYPLORA_LAUNCH(1, detail::kRowThreads, 0, ctx.stream, detail::dora_scale_coef_kernel<T>)(
       sv.ds.data(), in.m.data, sv.rows.data(), needM ? grads.m.data : nullptr, Dout, sv.n_exact.data());
   HYPLORA_CUDA_CHECK_LAUNCH();
   if (!(needW || needA || needB)) return;
   sv.work.resize(Dout, r, al);
   if (needB) {  // Eq. (265), B·M recomputed into the work buffer
     gemm<T>(ctx.blas, Op::N, Op::N, Dout, r, r, T(1), in.B.data, r, sv.M.data(), r, T(0), sv.work.data(), r);
-    detail::dora_dB_kernel<T><<<static_cast<unsigned>(Dout), detail::kRowThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(static_cast<unsigned>(Dout), detail::kRowThreads, 0, ctx.stream, detail::dora_dB_kernel<T>)(
         sv.Q.data(), sv.work.data(), sv.rows.data(), in.W0.data, in.A.data, in.B.data, Din, ri, gamma, grads.B.data);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }
   const Index nC = Dout * r;
   auto coef_rows = [&](bool zero_exact) {  // C = c ⊙_row B over the work buffer
     if (nC == 0) return;
-    detail::dora_coef_rows_kernel<T><<<detail::flat_blocks(nC), detail::kFlatThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(detail::flat_blocks(nC), detail::kFlatThreads, 0, ctx.stream, detail::dora_coef_rows_kernel<T>)(
         sv.rows.data(), in.B.data, sv.work.data(), nC, ri, zero_exact);
     HYPLORA_CUDA_CHECK_LAUNCH();
   };
   if (needW) {  // Eq. (266): dW0 += c ⊙_row W0 + γ·C·A, every row
     coef_rows(false);
     if (Dout * Din > 0) {
-      detail::dora_dW0_rows_kernel<T><<<detail::flat_blocks(Dout * Din), detail::kFlatThreads, 0, ctx.stream>>>(
+      HYPLORA_LAUNCH(detail::flat_blocks(Dout * Din), detail::kFlatThreads, 0, ctx.stream, detail::dora_dW0_rows_kernel<T>)(
           sv.rows.data(), in.W0.data, grads.W0.data, Dout * Din, Din);
       HYPLORA_CUDA_CHECK_LAUNCH();
     }
@@ -508,7 +509,7 @@ void dora_backward(const Context& ctx, const DoRAInputs<T>& in, DoRASaved<T>& sv
     gemm<T>(ctx.blas, Op::T, Op::N, r, Din, Dout, gamma, sv.work.data(), r, in.W0.data, Din, T(1), grads.A.data, Din);
     gemm<T>(ctx.blas, Op::N, Op::N, r, Din, r, gamma * gamma, sv.K.data(), r, in.A.data, Din, T(1), grads.A.data, Din);
     if (Din > 0 && r > 0) {
-      detail::dora_dA_exact_kernel<T><<<detail::flat_blocks(Din), detail::kFlatThreads, 0, ctx.stream>>>(
+      HYPLORA_LAUNCH(detail::flat_blocks(Din), detail::kFlatThreads, 0, ctx.stream, detail::dora_dA_exact_kernel<T>)(
           sv.rows.data(), sv.n_exact.data(), in.W0.data, in.A.data, in.B.data, Dout, Din, ri, gamma, grads.A.data);
       HYPLORA_CUDA_CHECK_LAUNCH();
     }

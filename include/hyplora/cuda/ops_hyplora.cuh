@@ -223,7 +223,7 @@ void hyplora_forward(const Context& ctx, const HypLoRAInputs<T>& in, DeviceTenso
   gemm<T>(ctx.blas, Op::N, Op::T, N, r, Din, A(1), in.x_a.data, Din, in.A.data, Din, A(0), s.a.data(), r);  // U
   gemm_mixed<T, A>(ctx.blas, Op::T, Op::N, r, r, Dout, A(1), in.B.data, r, in.B.data, r, A(0), s.M.data(), r);  // BᵀB
   if (N == 0) return;
-  detail::hyplora_rows_forward_kernel<T><<<static_cast<unsigned>(N), detail::kRowThreads, 0, ctx.stream>>>(
+  HYPLORA_LAUNCH(static_cast<unsigned>(N), detail::kRowThreads, 0, ctx.stream, detail::hyplora_rows_forward_kernel<T>)(
       in.x_a.data, Din, s.a.data(), s.M.data(), static_cast<int>(r), s.scalars.data(), s.Wa.data(), in.R, in.sigma, gso);
   HYPLORA_CUDA_CHECK_LAUNCH();
   gemm<T>(ctx.blas, Op::N, Op::T, N, Dout, r, A(1), s.Wa.data(), r, in.B.data, r, A(1), z.data(), Dout);
@@ -261,7 +261,7 @@ void hyplora_backward(const Context& ctx, const HypLoRAInputs<T>& in, HypLoRASav
   s.part.resize(N, 2, *ctx.alloc);
   gemm<T>(ctx.blas, Op::N, Op::N, N, r, Dout, A(1), G.data, Dout, in.B.data, r, A(0), s.Ga.data(), r);  // P = G·B
   if (N > 0) {
-    detail::hyplora_rows_backward_kernel<T><<<static_cast<unsigned>(N), detail::kRowThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(static_cast<unsigned>(N), detail::kRowThreads, 0, ctx.stream, detail::hyplora_rows_backward_kernel<T>)(
         s.a.data(), s.scalars.data(), s.M.data(), static_cast<int>(r), s.Ga.data(), s.aw.data(), s.part.data(),
         in.x_a.data, needX ? grads.x_a.data : nullptr, Din, in.R, in.sigma, gso, in.scale_out_by_sigma);
     HYPLORA_CUDA_CHECK_LAUNCH();
@@ -271,7 +271,7 @@ void hyplora_backward(const Context& ctx, const HypLoRAInputs<T>& in, HypLoRASav
     gemm_mixed<T, A>(ctx.blas, Op::T, Op::N, r, r, N, A(1), s.a.data(), r, s.aw.data(), r, A(0), s.S.data(), r);
     if constexpr (is_half_v<T>) {  // B (T) times S (float): no cuBLAS type combination, a small kernel
       if (Dout > 0 && r > 0) {
-        detail::add_times_small_kernel<T><<<detail::flat_blocks(Dout * r), detail::kFlatThreads, 0, ctx.stream>>>(
+        HYPLORA_LAUNCH(detail::flat_blocks(Dout * r), detail::kFlatThreads, 0, ctx.stream, detail::add_times_small_kernel<T>)(
             in.B.data, s.S.data(), Dout, static_cast<int>(r), grads.B.data);
         HYPLORA_CUDA_CHECK_LAUNCH();
       }
@@ -282,7 +282,7 @@ void hyplora_backward(const Context& ctx, const HypLoRAInputs<T>& in, HypLoRASav
   if (needA) gemm<T>(ctx.blas, Op::T, Op::N, r, Din, N, A(1), s.Ga.data(), r, in.x_a.data, Din, A(1), grads.A.data, Din);  // Eq. (164)
   if (needX) gemm<T>(ctx.blas, Op::N, Op::N, N, Din, r, A(1), s.Ga.data(), r, in.A.data, Din, A(1), grads.x_a.data, Din);  // Eq. (165)
   if (needR || needS) {  // Eq. (166)–(167)
-    detail::hyplora_scalar_grads_kernel<A><<<1, detail::kRowThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(1, detail::kRowThreads, 0, ctx.stream, detail::hyplora_scalar_grads_kernel<A>)(
         s.part.data(), N, needR ? grads.R.data : nullptr, needS ? grads.sigma.data : nullptr);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }

@@ -228,7 +228,7 @@ void forward(const Context& ctx, const Operands<T>& in, const Row& row, DeviceTe
   gemm<T>(ctx.blas, Op::N, Op::T, N, r, Din, T(1), in.x_a.data, Din, in.A.data, Din, T(0), s.U.data(), r);  // U = x_a·Aᵀ
   gemm<T>(ctx.blas, Op::T, Op::N, r, r, Dout, T(1), in.B.data, r, in.B.data, r, T(0), s.M.data(), r);      // M = BᵀB
   if (N == 0) return;
-  radial_rows_forward_kernel<T, Row><<<static_cast<unsigned>(N), kRowThreads, 0, ctx.stream>>>(
+  HYPLORA_LAUNCH(static_cast<unsigned>(N), kRowThreads, 0, ctx.stream, radial_rows_forward_kernel<T, Row>)(
       in.x_a.data, Din, s.U.data(), s.M.data(), static_cast<int>(r), s.scalars.data(), s.Wa.data(), row);
   HYPLORA_CUDA_CHECK_LAUNCH();
   gemm<T>(ctx.blas, Op::N, Op::T, N, Dout, r, T(1), s.Wa.data(), r, in.B.data, r, base ? T(1) : T(0), z.data(), Dout);
@@ -271,7 +271,7 @@ void backward(const Context& ctx, const char* op, const Operands<T>& in, RadialH
   s.part.resize(N, 2, *ctx.alloc);
   gemm<T>(ctx.blas, Op::N, Op::N, N, r, Dout, T(1), G.data, Dout, in.B.data, r, T(0), s.Ga.data(), r);  // P = G·B
   if (N > 0) {
-    radial_rows_backward_kernel<T><<<static_cast<unsigned>(N), kRowThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(static_cast<unsigned>(N), kRowThreads, 0, ctx.stream, radial_rows_backward_kernel<T>)(
         s.U.data(), s.scalars.data(), s.M.data(), static_cast<int>(r), s.Ga.data(), s.fU.data(), s.part.data(),
         in.x_a.data, needX ? g.x_a.data : nullptr, Din);
     HYPLORA_CUDA_CHECK_LAUNCH();
@@ -284,7 +284,7 @@ void backward(const Context& ctx, const char* op, const Operands<T>& in, RadialH
   if (needA) gemm<T>(ctx.blas, Op::T, Op::N, r, Din, N, T(1), s.Ga.data(), r, in.x_a.data, Din, T(1), g.A.data, Din);
   if (needX) gemm<T>(ctx.blas, Op::N, Op::N, N, Din, r, T(1), s.Ga.data(), r, in.A.data, Din, T(1), g.x_a.data, Din);
   if (need0 || need1) {
-    radial_scalar_grads_kernel<T><<<1, kRowThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(1, kRowThreads, 0, ctx.stream, radial_scalar_grads_kernel<T>)(
         s.part.data(), N, need0 ? d0.data : nullptr, need1 ? d1.data : nullptr, theta_hook, sigmoid_theta);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }

@@ -40,7 +40,8 @@ void linear_base_forward(const Context& ctx, DeviceView<const T> x, DeviceView<c
   gemm<T>(ctx.blas, Op::N, Op::T, x.rows, W0.rows, x.cols, S(1), x.data, x.cols, W0.data, W0.cols, S(0), z.data,
           z.cols);
   if (b.present() && z.size() > 0) {
-    add_row_bias_kernel<T><<<flat_blocks(z.size()), kFlatThreads, 0, ctx.stream>>>(z.data, b.data, z.size(), z.cols);
+    HYPLORA_LAUNCH(flat_blocks(z.size()), kFlatThreads, 0, ctx.stream, add_row_bias_kernel<T>)(
+        z.data, b.data, z.size(), z.cols);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }
 }
@@ -54,7 +55,7 @@ void linear_base_backward(const Context& ctx, DeviceView<const T> x, DeviceView<
   if (dx.present()) gemm<T>(ctx.blas, Op::N, Op::N, N, Din, Dout, S(1), G.data, Dout, W0.data, Din, S(1), dx.data, Din);
   if (dW0.present()) gemm<T>(ctx.blas, Op::T, Op::N, Dout, Din, N, S(1), G.data, Dout, x.data, Din, S(1), dW0.data, Din);
   if (db.present() && Dout > 0) {
-    add_col_sums_kernel<T><<<col_blocks(Dout), kColThreads, 0, ctx.stream>>>(G.data, N, Dout, db.data);
+    HYPLORA_LAUNCH(col_blocks(Dout), kColThreads, 0, ctx.stream, add_col_sums_kernel<T>)(G.data, N, Dout, db.data);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }
 }

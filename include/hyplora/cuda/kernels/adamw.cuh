@@ -52,7 +52,7 @@ void adamw_step(const Context& ctx, T* x, const T* g, T* m, T* v, T* vmax, std::
   if (cfg.amsgrad && vmax == nullptr && n > 0) throw value_error("cuda::adamw_step: amsgrad needs a vmax buffer");
   if (n <= 0) return;
   const auto k = optim::detail::AdamStep<T>::make(cfg, t);
-  detail::adamw_kernel<T><<<detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream>>>(
+  HYPLORA_LAUNCH(detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream, detail::adamw_kernel<T>)(
       x, g, m, v, cfg.amsgrad ? vmax : nullptr, n, k);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }

@@ -98,7 +98,7 @@ void split_heads(const Context& ctx, const T* x, DeviceTensor<T>& xh, Index B, I
   xh.resize(B * H * Tn, Dh, *ctx.alloc);
   const std::int64_t n = B * Tn * H * Dh;
   if (n == 0) return;
-  split_heads_kernel<T><<<flat_blocks(n), kFlatThreads, 0, ctx.stream>>>(x, xh.data(), n, Tn, H, Dh);
+  HYPLORA_LAUNCH(flat_blocks(n), kFlatThreads, 0, ctx.stream, split_heads_kernel<T>)(x, xh.data(), n, Tn, H, Dh);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
 
@@ -106,7 +106,7 @@ template <class T>
 void merge_heads(const Context& ctx, const T* xh, T* x, Index B, Index Tn, Index H, Index Dh, bool accumulate) {
   const std::int64_t n = B * Tn * H * Dh;
   if (n == 0) return;
-  merge_heads_kernel<T><<<flat_blocks(n), kFlatThreads, 0, ctx.stream>>>(xh, x, n, Tn, H, Dh, accumulate);
+  HYPLORA_LAUNCH(flat_blocks(n), kFlatThreads, 0, ctx.stream, merge_heads_kernel<T>)(xh, x, n, Tn, H, Dh, accumulate);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
 
@@ -146,7 +146,8 @@ void causal_attention_forward(const Context& ctx, DeviceView<const T> q, DeviceV
   // S_b = s·Q_b K_bᵀ: (T, Dh)·(T, Dh)ᵀ per pair b.
   gemm_strided_batched<T>(ctx.blas, Op::N, Op::T, Tn, Tn, Dh, scale, s.q.data(), Dh, Tn * Dh, s.k.data(), Dh, Tn * Dh,
                           T(0), s.P.data(), Tn, Tn * Tn, BH);
-  detail::causal_softmax_kernel<T><<<static_cast<unsigned>(BH * Tn), detail::kRowThreads, 0, ctx.stream>>>(s.P.data(), Tn);
+  HYPLORA_LAUNCH(static_cast<unsigned>(BH * Tn), detail::kRowThreads, 0, ctx.stream, detail::causal_softmax_kernel<T>)(
+      s.P.data(), Tn);
   HYPLORA_CUDA_CHECK_LAUNCH();
   // O_b = P_b V_b: (T, T)·(T, Dh).
   gemm_strided_batched<T>(ctx.blas, Op::N, Op::N, Tn, Dh, Tn, T(1), s.P.data(), Tn, Tn * Tn, s.v.data(), Dh, Tn * Dh,
@@ -182,7 +183,7 @@ void causal_attention_backward(const Context& ctx, AttentionSaved<T>& s, Index B
   // dP_b = G_b V_bᵀ, then s·dS in place.
   gemm_strided_batched<T>(ctx.blas, Op::N, Op::T, Tn, Tn, Dh, T(1), s.o.data(), Dh, sD, s.v.data(), Dh, sD, T(0),
                           s.dP.data(), Tn, sT, BH);
-  detail::causal_softmax_backward_kernel<T><<<static_cast<unsigned>(BH * Tn), detail::kRowThreads, 0, ctx.stream>>>(
+  HYPLORA_LAUNCH(static_cast<unsigned>(BH * Tn), detail::kRowThreads, 0, ctx.stream, detail::causal_softmax_backward_kernel<T>)(
       s.P.data(), s.dP.data(), Tn, scale);
   HYPLORA_CUDA_CHECK_LAUNCH();
   if (dq.present()) {  // dQ_b = (s·dS_b) K_b

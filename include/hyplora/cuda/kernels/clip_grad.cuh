@@ -85,13 +85,16 @@ void clip_grad_norm(const Context& ctx, T* g, std::int64_t n, double max_norm, C
   if (std::isinf(max_norm)) return;
   const unsigned blocks = detail::clip_blocks(n);
   saved.partial.resize(blocks, 1, *ctx.alloc);
-  detail::grad_sq_partial_kernel<T><<<blocks, detail::kFlatThreads, 0, ctx.stream>>>(g, n > 0 ? n : 0, saved.partial.data());
+  HYPLORA_LAUNCH(blocks, detail::kFlatThreads, 0, ctx.stream, detail::grad_sq_partial_kernel<T>)(
+      g, n > 0 ? n : 0, saved.partial.data());
   HYPLORA_CUDA_CHECK_LAUNCH();
-  detail::clip_scale_kernel<T><<<1, detail::kRowThreads, 0, ctx.stream>>>(saved.partial.data(), blocks, max_norm,
+  HYPLORA_LAUNCH(1, detail::kRowThreads, 0, ctx.stream, detail::clip_scale_kernel<T>)(
+      saved.partial.data(), blocks, max_norm,
                                                                           saved.norm.data(), saved.scale.data());
   HYPLORA_CUDA_CHECK_LAUNCH();
   if (n <= 0) return;
-  detail::scale_grads_kernel<T><<<detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream>>>(g, n, saved.scale.data());
+  HYPLORA_LAUNCH(detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream, detail::scale_grads_kernel<T>)(
+      g, n, saved.scale.data());
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
 

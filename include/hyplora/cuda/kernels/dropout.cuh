@@ -73,7 +73,8 @@ void dropout_forward(const Context& ctx, const T* x, T* y, std::int64_t n, T p, 
   using A = detail::acc_t<T>;
   const A scale = A(1) / (A(1) - static_cast<A>(p));  // the CPU's T(1)/(T(1) − p)
   const std::uint64_t thr = ad::detail::dropout_threshold(static_cast<double>(p));
-  detail::dropout_forward_kernel<T><<<detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream>>>(x, y, n, scale,
+  HYPLORA_LAUNCH(detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream, detail::dropout_forward_kernel<T>)(
+      x, y, n, scale,
                                                                                                       seed, thr);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
@@ -86,7 +87,8 @@ void dropout_backward(const Context& ctx, const T* g, T* dx, std::int64_t n, T p
   using A = detail::acc_t<T>;
   const A scale = A(1) / (A(1) - static_cast<A>(p));
   const std::uint64_t thr = ad::detail::dropout_threshold(static_cast<double>(p));
-  detail::dropout_backward_kernel<T><<<detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream>>>(g, dx, n, scale,
+  HYPLORA_LAUNCH(detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream, detail::dropout_backward_kernel<T>)(
+      g, dx, n, scale,
                                                                                                        seed, thr);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }

@@ -78,7 +78,7 @@ void embedding_forward(const Context& ctx, DeviceView<const T> W, const std::int
   if (W.cols != out.cols) throw_shape(op, "table", W.rows, W.cols, "out", out.rows, out.cols);
   if (P.present() && P.cols != out.cols) throw_shape(op, "position table", P.rows, P.cols, "out", out.rows, out.cols);
   if (out.size() == 0) return;
-  detail::embedding_forward_kernel<T><<<detail::flat_blocks(out.size()), detail::kFlatThreads, 0, ctx.stream>>>(
+  HYPLORA_LAUNCH(detail::flat_blocks(out.size()), detail::kFlatThreads, 0, ctx.stream, detail::embedding_forward_kernel<T>)(
       W.data, ids, P.present() ? P.data : nullptr, pos, out.size(), out.cols, out.data);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
@@ -88,7 +88,7 @@ template <class T>
 void embedding_backward(const Context& ctx, DeviceView<const T> g, const std::int64_t* ids, DeviceView<T> dW) {
   if (g.cols != dW.cols) throw_shape("cuda::embedding_backward", "g", g.rows, g.cols, "dW", dW.rows, dW.cols);
   if (dW.size() == 0 || g.rows == 0) return;
-  detail::embedding_backward_kernel<T><<<detail::flat_blocks(dW.size()), detail::kFlatThreads, 0, ctx.stream>>>(
+  HYPLORA_LAUNCH(detail::flat_blocks(dW.size()), detail::kFlatThreads, 0, ctx.stream, detail::embedding_backward_kernel<T>)(
       g.data, ids, g.rows, dW.rows, dW.cols, dW.data);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }

@@ -434,8 +434,8 @@ void flash_forward_launch(const Context& ctx, const char* op, const T* q, const 
   constexpr int BT = flash_fwd_tile<T, DMAX>();
   static_assert(sizeof(FlashFwdSmem<T, DMAX, BT>) <= 48 * 1024, "flash forward tiles exceed 48 KB of shared memory");
   const dim3 grid = flash_grid(op, BH, Tn, BT);
-  flash_attention_forward_kernel<T, DMAX, BT>
-      <<<grid, kFlashThreads, 0, ctx.stream>>>(q, k, v, out, lse, Tn, H, static_cast<int>(Dh), scale);
+  HYPLORA_LAUNCH(grid, kFlashThreads, 0, ctx.stream, flash_attention_forward_kernel<T, DMAX, BT>)(
+      q, k, v, out, lse, Tn, H, static_cast<int>(Dh), scale);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
 
@@ -447,12 +447,12 @@ void flash_backward_launch(const Context& ctx, const char* op, const FlashAttent
   const dim3 grid = flash_grid(op, BH, Tn, BT);
   const int dh = static_cast<int>(Dh);
   if (dk || dv) {
-    flash_attention_backward_kv_kernel<T, DMAX, BT><<<grid, kFlashThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(grid, kFlashThreads, 0, ctx.stream, flash_attention_backward_kv_kernel<T, DMAX, BT>)(
         s.q.data, s.k.data, s.v.data, dout, s.lse.data(), s.delta.data(), dk, dv, Tn, H, dh, scale);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }
   if (dq) {
-    flash_attention_backward_q_kernel<T, DMAX, BT><<<grid, kFlashThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(grid, kFlashThreads, 0, ctx.stream, flash_attention_backward_q_kernel<T, DMAX, BT>)(
         s.q.data, s.k.data, s.v.data, dout, s.lse.data(), s.delta.data(), dq, Tn, H, dh, scale);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }
@@ -521,7 +521,7 @@ void flash_attention_backward(const Context& ctx, FlashAttentionSaved<T>& s, Ind
   const T scale = T(1) / sqrt(static_cast<T>(Dh));
   s.delta.resize(BH, Tn, *ctx.alloc);
   const std::int64_t pairs = B * Tn * H;
-  detail::flash_attention_delta_kernel<T><<<detail::flat_blocks(32 * pairs), detail::kFlatThreads, 0, ctx.stream>>>(
+  HYPLORA_LAUNCH(detail::flat_blocks(32 * pairs), detail::kFlatThreads, 0, ctx.stream, detail::flash_attention_delta_kernel<T>)(
       G.data, s.out.data, s.delta.data(), pairs, Tn, H, static_cast<int>(Dh));
   HYPLORA_CUDA_CHECK_LAUNCH();
   if (Dh <= 32)

@@ -46,7 +46,7 @@ __global__ void gelu_backward_kernel(const T* __restrict__ x, const T* __restric
 template <class T>
 void gelu_forward(const Context& ctx, const T* x, T* y, std::int64_t n) {
   if (n <= 0) return;
-  detail::gelu_forward_kernel<T><<<detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream>>>(x, y, n);
+  HYPLORA_LAUNCH(detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream, detail::gelu_forward_kernel<T>)(x, y, n);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
 
@@ -54,7 +54,8 @@ void gelu_forward(const Context& ctx, const T* x, T* y, std::int64_t n) {
 template <class T>
 void gelu_backward(const Context& ctx, const T* x, const T* g, T* dx, std::int64_t n) {
   if (n <= 0) return;
-  detail::gelu_backward_kernel<T><<<detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream>>>(x, g, dx, n);
+  HYPLORA_LAUNCH(detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream, detail::gelu_backward_kernel<T>)(
+      x, g, dx, n);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
 

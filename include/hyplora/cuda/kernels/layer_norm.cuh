@@ -105,7 +105,7 @@ void layer_norm_forward(const Context& ctx, DeviceView<const T> x, DeviceView<co
   if (!(eps >= 0.0)) throw value_error(std::string(op) + ": eps must be >= 0, got " + std::to_string(eps));
   stats.resize(x.rows, 2, *ctx.alloc);
   if (x.rows == 0 || x.cols == 0) return;
-  detail::layer_norm_forward_kernel<T><<<static_cast<unsigned>(x.rows), detail::kRowThreads, 0, ctx.stream>>>(
+  HYPLORA_LAUNCH(static_cast<unsigned>(x.rows), detail::kRowThreads, 0, ctx.stream, detail::layer_norm_forward_kernel<T>)(
       x.data, gamma.data, beta.data, y.data, stats.data(), x.cols, static_cast<detail::acc_t<T>>(eps));
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
@@ -122,12 +122,12 @@ void layer_norm_backward(const Context& ctx, DeviceView<const T> x, DeviceView<c
   if (dbeta.present() && (dbeta.rows != 1 || dbeta.cols != x.cols)) throw_shape(op, "x", x.rows, x.cols, "dbeta", dbeta.rows, dbeta.cols);
   if (x.rows == 0 || x.cols == 0) return;
   if (dx.present()) {
-    detail::layer_norm_dx_kernel<T><<<static_cast<unsigned>(x.rows), detail::kRowThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(static_cast<unsigned>(x.rows), detail::kRowThreads, 0, ctx.stream, detail::layer_norm_dx_kernel<T>)(
         x.data, gamma.data, stats.data(), g.data, dx.data, x.cols);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }
   if (dgamma.present() || dbeta.present()) {
-    detail::layer_norm_dparams_kernel<T><<<detail::col_blocks(x.cols), detail::kColThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(detail::col_blocks(x.cols), detail::kColThreads, 0, ctx.stream, detail::layer_norm_dparams_kernel<T>)(
         x.data, stats.data(), g.data, dgamma.data, dbeta.data, x.rows, x.cols);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }

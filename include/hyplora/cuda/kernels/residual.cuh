@@ -36,7 +36,8 @@ __global__ void accumulate_grad_kernel(const T* __restrict__ g, T* __restrict__ 
 template <class T>
 void residual_add(const Context& ctx, const T* a, const T* b, T* out, std::int64_t n) {
   if (n <= 0) return;
-  detail::residual_add_kernel<T><<<detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream>>>(a, b, out, n);
+  HYPLORA_LAUNCH(detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream, detail::residual_add_kernel<T>)(
+      a, b, out, n);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
 
@@ -44,7 +45,8 @@ void residual_add(const Context& ctx, const T* a, const T* b, T* out, std::int64
 template <class T>
 void accumulate_grad(const Context& ctx, const T* g, T* d, std::int64_t n) {
   if (n <= 0) return;
-  detail::accumulate_grad_kernel<T><<<detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream>>>(g, d, n);
+  HYPLORA_LAUNCH(detail::flat_blocks(n), detail::kFlatThreads, 0, ctx.stream, detail::accumulate_grad_kernel<T>)(
+      g, d, n);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
 

@@ -90,7 +90,7 @@ void rms_norm_forward(const Context& ctx, DeviceView<const T> x, DeviceView<cons
   if (!(eps >= 0.0)) throw value_error(std::string(op) + ": eps must be >= 0, got " + std::to_string(eps));
   stats.resize(x.rows, 1, *ctx.alloc);
   if (x.rows == 0 || x.cols == 0) return;
-  detail::rms_norm_forward_kernel<T><<<static_cast<unsigned>(x.rows), detail::kRowThreads, 0, ctx.stream>>>(
+  HYPLORA_LAUNCH(static_cast<unsigned>(x.rows), detail::kRowThreads, 0, ctx.stream, detail::rms_norm_forward_kernel<T>)(
       x.data, gamma.data, y.data, stats.data(), x.cols, static_cast<detail::acc_t<T>>(eps));
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
@@ -107,12 +107,12 @@ void rms_norm_backward(const Context& ctx, DeviceView<const T> x, DeviceView<con
   if (dgamma.present() && (dgamma.rows != 1 || dgamma.cols != x.cols)) throw_shape(op, "x", x.rows, x.cols, "dgamma", dgamma.rows, dgamma.cols);
   if (x.rows == 0 || x.cols == 0) return;
   if (dx.present()) {
-    detail::rms_norm_dx_kernel<T><<<static_cast<unsigned>(x.rows), detail::kRowThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(static_cast<unsigned>(x.rows), detail::kRowThreads, 0, ctx.stream, detail::rms_norm_dx_kernel<T>)(
         x.data, gamma.data, stats.data(), g.data, dx.data, x.cols);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }
   if (dgamma.present()) {
-    detail::rms_norm_dgamma_kernel<T><<<detail::col_blocks(x.cols), detail::kColThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(detail::col_blocks(x.cols), detail::kColThreads, 0, ctx.stream, detail::rms_norm_dgamma_kernel<T>)(
         x.data, stats.data(), g.data, dgamma.data, x.rows, x.cols);
     HYPLORA_CUDA_CHECK_LAUNCH();
   }

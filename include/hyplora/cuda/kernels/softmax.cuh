@@ -107,7 +107,8 @@ template <class T>
 void softmax_rows(const Context& ctx, DeviceView<const T> x, DeviceView<T> y) {
   if (x.rows != y.rows || x.cols != y.cols) throw_shape("cuda::softmax_rows", "x", x.rows, x.cols, "y", y.rows, y.cols);
   if (x.rows == 0 || x.cols == 0) return;
-  detail::softmax_rows_kernel<T><<<static_cast<unsigned>(x.rows), detail::kRowThreads, 0, ctx.stream>>>(x.data, y.data, x.cols);
+  HYPLORA_LAUNCH(static_cast<unsigned>(x.rows), detail::kRowThreads, 0, ctx.stream, detail::softmax_rows_kernel<T>)(
+      x.data, y.data, x.cols);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
 
@@ -131,11 +132,11 @@ void cross_entropy_forward(const Context& ctx, DeviceView<const T> logits, const
   saved.row_loss.resize(N, 1, *ctx.alloc);
   saved.count.resize(1, 1, *ctx.alloc);
   if (N > 0 && V > 0) {
-    detail::ce_rows_kernel<T><<<static_cast<unsigned>(N), detail::kRowThreads, 0, ctx.stream>>>(
+    HYPLORA_LAUNCH(static_cast<unsigned>(N), detail::kRowThreads, 0, ctx.stream, detail::ce_rows_kernel<T>)(
         logits.data, targets, V, saved.lse.data(), saved.row_loss.data());
     HYPLORA_CUDA_CHECK_LAUNCH();
   }
-  detail::ce_total_kernel<T><<<1, detail::kRowThreads, 0, ctx.stream>>>(
+  HYPLORA_LAUNCH(1, detail::kRowThreads, 0, ctx.stream, detail::ce_total_kernel<T>)(
       saved.row_loss.data(), targets, V > 0 ? N : 0, loss.data, saved.count.data());
   HYPLORA_CUDA_CHECK_LAUNCH();
 }
@@ -147,7 +148,7 @@ void cross_entropy_backward(const Context& ctx, DeviceView<const T> logits, cons
   if (dlogits.rows != logits.rows || dlogits.cols != logits.cols)
     throw_shape("cuda::cross_entropy_backward", "logits", logits.rows, logits.cols, "dlogits", dlogits.rows, dlogits.cols);
   if (logits.rows == 0 || logits.cols == 0) return;
-  detail::ce_backward_kernel<T><<<static_cast<unsigned>(logits.rows), detail::kRowThreads, 0, ctx.stream>>>(
+  HYPLORA_LAUNCH(static_cast<unsigned>(logits.rows), detail::kRowThreads, 0, ctx.stream, detail::ce_backward_kernel<T>)(
       logits.data, targets, saved.lse.data(), g.data, saved.count.data(), logits.cols, dlogits.data);
   HYPLORA_CUDA_CHECK_LAUNCH();
 }

@@ -1,0 +1,3 @@
+// cublas_v2.h for the host emulator: see hyplora_cuda_emu.hpp.
+#pragma once
+#include "hyplora_cuda_emu.hpp"
