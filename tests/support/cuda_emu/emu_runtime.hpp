@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <type_traits>
 
 #include "emu_exec.hpp"
 #include "emu_types.hpp"
@@ -225,40 +226,43 @@ inline cudaError_t cudaMemsetAsync(void* p, int value, std::size_t bytes, cudaSt
   return cudaMemset(p, value, bytes);
 }
 
-inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned /*flags*/) {
-  if (!s) return cudaErrorInvalidValue;
-  auto& r = hyplora_emu::detail::runtime();
-  std::lock_guard<std::mutex> lock(r.mu);
-  *s = new hyplora_emu::StreamObj{static_cast<int>(r.streams.size()) + 1};
-  r.streams.insert(*s);
+namespace hyplora_emu::detail {
+// Stream and event handles: heap objects the runtime keeps a set of, so a stale or foreign handle
+// is refused.
+template <class H, class... Init>
+cudaError_t create_handle(std::set<H>& live, H* h, Init... init) {
+  if (!h) return cudaErrorInvalidValue;
+  std::lock_guard<std::mutex> lock(runtime().mu);
+  *h = new std::remove_pointer_t<H>{init...};
+  live.insert(*h);
   return cudaSuccess;
+}
+template <class H>
+cudaError_t destroy_handle(std::set<H>& live, H h) {
+  std::lock_guard<std::mutex> lock(runtime().mu);
+  if (!live.erase(h)) return cudaErrorInvalidResourceHandle;
+  delete h;
+  return cudaSuccess;
+}
+}  // namespace hyplora_emu::detail
+
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned /*flags*/) {
+  auto& r = hyplora_emu::detail::runtime();
+  return hyplora_emu::detail::create_handle(r.streams, s, static_cast<int>(r.streams.size()) + 1);
 }
 inline cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
 inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
-  auto& r = hyplora_emu::detail::runtime();
-  std::lock_guard<std::mutex> lock(r.mu);
-  if (!r.streams.erase(s)) return cudaErrorInvalidResourceHandle;
-  delete s;
-  return cudaSuccess;
+  return hyplora_emu::detail::destroy_handle(hyplora_emu::detail::runtime().streams, s);
 }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   return hyplora_emu::is_stream(s) ? cudaSuccess : cudaErrorInvalidResourceHandle;
 }
 
 inline cudaError_t cudaEventCreate(cudaEvent_t* e) {
-  if (!e) return cudaErrorInvalidValue;
-  auto& r = hyplora_emu::detail::runtime();
-  std::lock_guard<std::mutex> lock(r.mu);
-  *e = new hyplora_emu::EventObj{0.0};
-  r.events.insert(*e);
-  return cudaSuccess;
+  return hyplora_emu::detail::create_handle(hyplora_emu::detail::runtime().events, e, 0.0);
 }
 inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
-  auto& r = hyplora_emu::detail::runtime();
-  std::lock_guard<std::mutex> lock(r.mu);
-  if (!r.events.erase(e)) return cudaErrorInvalidResourceHandle;
-  delete e;
-  return cudaSuccess;
+  return hyplora_emu::detail::destroy_handle(hyplora_emu::detail::runtime().events, e);
 }
 inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr) {
   if (!hyplora_emu::is_stream(s)) return cudaErrorInvalidResourceHandle;
